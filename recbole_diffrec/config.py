@@ -1,0 +1,122 @@
+"""Model lookup and configuration: our models first, RecBole's as the fallback (the RecBole-GNN way).
+
+- ``get_model("DiffRec")`` is recbole-diffrec's DiffRec; ``get_model("recbole.DiffRec")`` is RecBole's
+  built-in one; any other name is looked up in RecBole.
+- :class:`Config` loads our yaml for our models (never RecBole's file of the same name), RecBole's
+  for RecBole's models, and validates our models' settings before any data loads.
+"""
+
+import importlib.resources
+import os
+from pathlib import Path
+
+from recbole.config import Config as RecBoleConfig
+from recbole.utils import get_model as recbole_get_model
+
+from recbole_diffrec import compat
+
+RECBOLE_PREFIX = "recbole."
+
+
+def _resource_dir(name):
+    """A data folder that ships inside the package (installed) or beside it (source checkout)."""
+    packaged = importlib.resources.files("recbole_diffrec") / name
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / name
+
+
+def properties_dir():
+    return _resource_dir("properties")
+
+
+def dataset_configs_dir():
+    return _resource_dir("dataset_configs")
+
+
+def model_classes():
+    """Our models, by class name: every concrete DiffusionRecommender subclass the package defines."""
+    from recbole_diffrec.models import base
+
+    importlib.import_module("recbole_diffrec.models")
+    found, stack = {}, [base.DiffusionRecommender]
+    while stack:
+        cls = stack.pop()
+        for sub in cls.__subclasses__():
+            stack.append(sub)
+            if sub.__module__.startswith("recbole_diffrec.") and not getattr(sub, "abstract", False):
+                found[sub.__name__] = sub
+    return dict(sorted(found.items()))
+
+
+def recbole_model_names():
+    """Names of RecBole's general, sequential, context and knowledge models (for --help and errors)."""
+    root = importlib.resources.files("recbole") / "properties" / "model"
+    return sorted(p.name[: -len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def get_model(name):
+    """The model class for `name`: ours, ``recbole.<Name>`` for RecBole's, else RecBole's by name."""
+    ours = model_classes()
+    if name in ours:
+        return ours[name]
+    recbole_name = name[len(RECBOLE_PREFIX):] if name.startswith(RECBOLE_PREFIX) else name
+    try:
+        return recbole_get_model(recbole_name)
+    except ValueError:
+        raise ValueError(
+            f"model={name!r} is not a known model. recbole-diffrec models: {', '.join(ours)}; "
+            f"RecBole models (also as recbole.<Name>): {', '.join(recbole_model_names())}"
+        ) from None
+
+
+def is_ours(model_class):
+    from recbole_diffrec.models.base import DiffusionRecommender
+
+    return isinstance(model_class, type) and issubclass(model_class, DiffusionRecommender)
+
+
+def model_yaml(model_class):
+    return properties_dir() / f"{model_class.__name__}.yaml"
+
+
+class Config(RecBoleConfig):
+    """RecBole's Config, resolving models through :func:`get_model` and loading our yaml for ours."""
+
+    def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None):
+        compat.apply()
+        super().__init__(model, dataset, config_file_list, config_dict)
+        if is_ours(self.model_class):
+            self.model_class.validate_config(self)
+
+    def compatibility_settings(self):
+        compat.apply()
+        super().compatibility_settings()
+
+    def _load_cmd_line(self):
+        # Command-line settings reach us as config_dict (see quick_start.main); RecBole's own reading of
+        # sys.argv would also pick up the arguments of unrelated programs (pytest, the tuner).
+        return {}
+
+    def _get_model_and_dataset(self, model, dataset):
+        if model is None:
+            model = self.external_config_dict.get("model")
+            if model is None:
+                raise KeyError("model must be given: --model=<Name> (see --help for the list)")
+        if isinstance(model, str):
+            model_class = get_model(model)
+            name = model[len(RECBOLE_PREFIX):] if model.startswith(RECBOLE_PREFIX) else model
+        else:
+            model_class, name = model, model.__name__
+        if dataset is None:
+            dataset = self.external_config_dict.get("dataset")
+            if dataset is None:
+                raise KeyError("dataset must be given: --dataset=<name>")
+        return name, model_class, dataset
+
+    def _load_internal_config_dict(self, model, model_class, dataset):
+        if not is_ours(model_class):
+            return super()._load_internal_config_dict(model, model_class, dataset)
+        # RecBole's overall and dataset defaults, but not RecBole's model yaml of the same name.
+        super()._load_internal_config_dict(f"{model}@recbole_diffrec", model_class, dataset)
+        self._update_internal_config_dict(str(model_yaml(model_class)))

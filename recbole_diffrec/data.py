@@ -1,0 +1,48 @@
+"""Data preparation: RecBole's, with the training loader chosen by the model's class."""
+
+import numpy as np
+import torch
+from recbole.data import create_dataset as recbole_create_dataset
+from recbole.data import data_preparation as recbole_data_preparation
+from recbole.data.dataloader import UserDataLoader
+from recbole.data.interaction import Interaction
+from recbole.data.utils import create_samplers, get_dataloader
+
+
+class TrainingUserLoader(UserDataLoader):
+    """Yields batches of user ids: each user with training interactions once per epoch, shuffled
+    (the paper's epoch). The model builds the batch's rows on its device from these ids."""
+
+    def __init__(self, config, dataset, sampler, shuffle=True):
+        users = np.unique(dataset.inter_feat[dataset.uid_field].numpy())
+        self._training_users = torch.from_numpy(users)
+        super().__init__(config, dataset, sampler, shuffle=True)
+        self.user_list = Interaction({self.uid_field: self._training_users})
+        self.sample_size = len(self.user_list)
+
+
+def create_dataset(config, model_class=None):
+    """RecBole's dataset, checked by our model class (if it is one) before anything is trained."""
+    from recbole_diffrec.config import is_ours
+
+    dataset = recbole_create_dataset(config)
+    if model_class is not None and is_ours(model_class):
+        model_class.validate_dataset(dataset)
+    return dataset
+
+
+def data_preparation(config, dataset, model_class):
+    """(train, valid, test) loaders. Our models get :class:`TrainingUserLoader` and an evaluation batch
+    of `eval_batch_users` users; RecBole's models get exactly what RecBole gives them."""
+    from recbole_diffrec.config import is_ours
+
+    if not is_ours(model_class):
+        return recbole_data_preparation(config, dataset)
+    config["eval_batch_size"] = config["eval_batch_users"] * dataset.item_num
+    built = dataset.build()
+    train_set, valid_set, test_set = built
+    _, valid_sampler, test_sampler = create_samplers(config, dataset, built)
+    train = TrainingUserLoader(config, train_set, None, shuffle=True)
+    valid = get_dataloader(config, "valid")(config, valid_set, valid_sampler, shuffle=False)
+    test = get_dataloader(config, "test")(config, test_set, test_sampler, shuffle=False)
+    return train, valid, test

@@ -1,0 +1,128 @@
+"""The shared base of recbole-diffrec's models: RecBole glue around the diffusion core.
+
+A subclass says what it diffuses (items, or a latent code) and how its inputs are weighted; the base
+reads and validates the diffusion settings, holds the training interactions on the model's device, and
+tells our data preparation and trainer what it needs (by class attributes, not by a name table).
+"""
+
+import numpy as np
+import torch
+from recbole.model.abstract_recommender import GeneralRecommender
+from recbole.utils import InputType, ModelType
+
+from recbole_diffrec.diffusion import MEAN_TYPES, SCHEDULES, GaussianDiffusion, TimestepSampler, make_betas
+from recbole_diffrec.interactions import InteractionRows
+from recbole_diffrec.settings import SettingError, SettingsReader
+
+
+class DiffusionRecommender(GeneralRecommender):
+    """Base of DiffRec and its variants. Not a model on its own."""
+
+    abstract = True
+    input_type = InputType.LISTWISE
+    type = ModelType.GENERAL
+
+    # ---- settings ------------------------------------------------------------------------------
+    @classmethod
+    def read_settings(cls, reader):
+        """Read and validate every setting the model uses; returns them as a dict."""
+        s = {}
+        s["noise_schedule"] = reader.choice("noise_schedule", SCHEDULES)
+        s["noise_scale"] = reader.number("noise_scale", low=0)
+        s["noise_min"] = reader.number("noise_min", low=0)
+        s["noise_max"] = reader.number("noise_max", low=0)
+        s["steps"] = reader.integer("steps", low=1)
+        s["beta_fixed"] = reader.boolean("beta_fixed")
+        s["mean_type"] = reader.choice("mean_type", MEAN_TYPES)
+        s["reweight"] = reader.boolean("reweight")
+        s["history_num_per_term"] = reader.integer("history_num_per_term", low=1)
+        s["sampling_steps"] = reader.integer("sampling_steps", low=0, high=s["steps"])
+        s["sampling_noise"] = reader.boolean("sampling_noise")
+        s["inference_steps"] = reader.integer("inference_steps", low=0, high=s["steps"])
+        s["eval_batch_users"] = reader.integer("eval_batch_users", low=1)
+        uses_bounds = s["noise_schedule"] in ("linear", "linear-var") and s["noise_scale"] > 0
+        if uses_bounds and s["noise_min"] >= s["noise_max"]:
+            raise SettingError(
+                "noise_min", s["noise_min"],
+                f"must be below noise_max={s['noise_max']} for noise_schedule={s['noise_schedule']!r}",
+            )
+        if s["noise_scale"] > 0:
+            betas = make_betas(s["noise_schedule"], s["steps"], s["noise_scale"], s["noise_min"], s["noise_max"],
+                               s["beta_fixed"])
+            if not ((betas > 0).all() and (betas < 1).all()):
+                raise SettingError(
+                    "noise_scale", s["noise_scale"],
+                    f"with noise_min={s['noise_min']}, noise_max={s['noise_max']} and "
+                    f"noise_schedule={s['noise_schedule']!r} the betas span [{betas.min():.3g}, {betas.max():.3g}]; "
+                    "every beta must lie in (0, 1)",
+                )
+        return s
+
+    @classmethod
+    def validate_config(cls, config):
+        """Check every setting before any data loads (raises SettingError)."""
+        return cls.read_settings(SettingsReader(config))
+
+    @classmethod
+    def validate_dataset(cls, dataset):
+        """Check the dataset suits the model before it is built (raises ValueError)."""
+        if len(dataset.inter_feat) == 0:
+            raise ValueError(
+                f"dataset {dataset.dataset_name!r} has no interactions left after filtering; "
+                "check the filtering settings (user_inter_num_interval, item_inter_num_interval, val_interval)"
+            )
+
+    # ---- construction --------------------------------------------------------------------------
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.settings = self.read_settings(SettingsReader(config))
+        s = self.settings
+        users, items = self.training_pairs(dataset)
+        if len(users) == 0:
+            raise ValueError("the training split holds no interactions: nothing to train on")
+        self.history = InteractionRows(users, items, np.ones(len(users)), self.n_users, self.n_items)
+        self.inputs = InteractionRows(users, items, self.interaction_values(dataset), self.n_users, self.n_items)
+        self.diffusion = GaussianDiffusion(
+            s["mean_type"], s["noise_schedule"], s["noise_scale"], s["noise_min"], s["noise_max"], s["steps"],
+            s["beta_fixed"],
+        )
+        self.sampler = TimestepSampler(s["steps"], s["history_num_per_term"])
+        self.build_networks(dataset)
+
+    def training_pairs(self, dataset):
+        feat = dataset.inter_feat
+        return feat[self.USER_ID].numpy(), feat[self.ITEM_ID].numpy()
+
+    def interaction_values(self, dataset):
+        """The value of each training interaction in the diffused vector: 1 (T-DiffRec overrides)."""
+        return np.ones(len(dataset.inter_feat), dtype=np.float32)
+
+    def build_networks(self, dataset):
+        raise NotImplementedError
+
+    # ---- RecBole interface ---------------------------------------------------------------------
+    def diffusion_loss(self, denoiser, x_start):
+        """The importance-sampled diffusion loss of a batch (Sec. 3.3), and the sampler's update."""
+        t, pt = self.sampler.sample(x_start.shape[0])
+        losses = self.diffusion.training_losses(denoiser, x_start, t, reweight=self.settings["reweight"])
+        self.sampler.update(t, losses.detach())
+        return (losses / pt.to(losses.dtype)).mean()
+
+    def denoise(self, denoiser, x_start):
+        s = self.settings
+        return self.diffusion.p_sample(denoiser, x_start, s["sampling_steps"], s["sampling_noise"],
+                                       s["inference_steps"])
+
+    def user_scores(self, users):
+        raise NotImplementedError
+
+    def full_sort_predict(self, interaction):
+        return self.user_scores(interaction[self.USER_ID]).reshape(-1)
+
+    def predict(self, interaction):
+        scores = self.user_scores(interaction[self.USER_ID])
+        return scores.gather(1, interaction[self.ITEM_ID].unsqueeze(1)).squeeze(1)
+
+    def optimizer_groups(self, learning_rate):
+        """Parameter groups for the optimizer; one group at the configured learning rate by default."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": learning_rate}]

@@ -1,0 +1,200 @@
+"""Trainers: safe checkpoints for every model, and a sync-free training epoch for ours.
+
+RecBole 1.2.1 pickles its whole ``Config`` into checkpoints and reads them back with ``torch.load``,
+which torch >= 2.6 refuses by default (and which would run any code a file carries). Our checkpoints
+hold tensors and plain data only; they are written atomically and read with ``weights_only=True``.
+The mixin goes onto whichever RecBole trainer a model needs, so RecBole's own models get it too.
+"""
+
+import os
+import pickle
+from time import time
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from recbole.trainer import Trainer
+from recbole.utils import get_trainer as recbole_get_trainer
+from recbole.utils import set_color
+from tqdm import tqdm
+
+CHECKPOINT_FORMAT = "recbole-diffrec-checkpoint/1"
+_PLAIN = (str, int, float, bool, type(None))
+
+
+class UnsafeCheckpointError(RuntimeError):
+    """A checkpoint that holds more than tensors and plain data."""
+
+
+# ---- plain encoding of what models keep outside their state dict ---------------------------------
+def to_plain(value):
+    """Encode tensors, numpy arrays, scipy sparse matrices and containers as tensors and plain data."""
+    if isinstance(value, np.generic):  # before the plain check: np.float64 subclasses float
+        return value.item()
+    if isinstance(value, torch.Tensor) or isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": torch.from_numpy(np.ascontiguousarray(value))}
+    if sp.issparse(value):
+        csr = sp.csr_matrix(value)
+        return {"__csr__": [torch.from_numpy(csr.data), torch.from_numpy(csr.indices),
+                            torch.from_numpy(csr.indptr), list(csr.shape)]}
+    if isinstance(value, dict):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    return str(value)
+
+
+def from_plain(value):
+    if isinstance(value, dict):
+        if "__ndarray__" in value:
+            return value["__ndarray__"].numpy()
+        if "__csr__" in value:
+            data, indices, indptr, shape = value["__csr__"]
+            return sp.csr_matrix((data.numpy(), indices.numpy(), indptr.numpy()), shape=tuple(shape))
+        return {k: from_plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_plain(v) for v in value]
+    return value
+
+
+def plain_config(config):
+    """The final settings as a plain dict (non-plain values as their string form)."""
+    return {k: to_plain(v) if isinstance(v, (dict, list, tuple, np.generic) + _PLAIN) else str(v)
+            for k, v in config.final_config_dict.items()}
+
+
+def save_checkpoint(state, path):
+    """Write atomically: a temporary file beside the target, then a rename."""
+    path = str(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Load a checkpoint with ``weights_only=True``; anything else in it is refused."""
+    try:
+        state = torch.load(str(path), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise UnsafeCheckpointError(
+            f"refusing to load {path}: it holds objects other than tensors and plain data, and loading "
+            f"them could run code from the file. Only checkpoints written by recbole-diffrec load. ({err})"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise UnsafeCheckpointError(f"{path} is not a recbole-diffrec checkpoint (format {CHECKPOINT_FORMAT})")
+    return state
+
+
+class SafeCheckpointMixin:
+    """Checkpoint save, resume and best-model loading through :func:`save_checkpoint`/:func:`load_checkpoint`."""
+
+    def _checkpoint_state(self, epoch):
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "model": self.config["model"],
+            "config": plain_config(self.config),
+            "epoch": epoch,
+            "cur_step": self.cur_step,
+            "best_valid_score": float(self.best_valid_score),
+            "best_valid_result": to_plain(dict(self.best_valid_result or {})),
+            "state_dict": self.model.state_dict(),
+            "other_parameter": to_plain(self.model.other_parameter()),
+            "optimizer": self.optimizer.state_dict(),
+            "rng_state": torch.get_rng_state(),
+        }
+
+    def _save_checkpoint(self, epoch, verbose=True, **kwargs):
+        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+            return
+        path = kwargs.pop("saved_model_file", self.saved_model_file)
+        save_checkpoint(self._checkpoint_state(epoch), path)
+        if verbose:
+            self.logger.info(set_color("Saving current", "blue") + f": {path}")
+
+    def _load_model_state(self, checkpoint):
+        self.model.load_state_dict(checkpoint["state_dict"])
+        self.model.load_other_parameter(from_plain(checkpoint.get("other_parameter")))
+
+    def resume_checkpoint(self, resume_file):
+        checkpoint = load_checkpoint(resume_file, map_location=self.device)
+        if checkpoint["model"] != self.config["model"]:
+            raise ValueError(
+                f"checkpoint {resume_file} is of model {checkpoint['model']!r}, not {self.config['model']!r}"
+            )
+        self.saved_model_file = str(resume_file)
+        self.start_epoch = checkpoint["epoch"] + 1
+        self.cur_step = checkpoint["cur_step"]
+        self.best_valid_score = checkpoint["best_valid_score"]
+        self.best_valid_result = checkpoint.get("best_valid_result") or None
+        self._load_model_state(checkpoint)
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        torch.set_rng_state(checkpoint["rng_state"])
+        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+    @torch.no_grad()
+    def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
+        if load_best_model and eval_data:
+            path = model_file or self.saved_model_file
+            self._load_model_state(load_checkpoint(path, map_location=self.device))
+            self.logger.info(f"Loading model structure and parameters from {path}")
+        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+
+
+class DiffusionTrainer(SafeCheckpointMixin, Trainer):
+    """Trainer of recbole-diffrec's models.
+
+    Differences from RecBole's Trainer: the optimizer takes the model's parameter groups (L-DiffRec's
+    autoencoder and denoiser learn at different rates); an epoch's batch losses stay on the device and
+    are read once at its end, so a step never waits on the host; a non-finite loss stops training with
+    the epoch, the batch and a hint, and the last good checkpoint is kept.
+    """
+
+    def _build_optimizer(self, **kwargs):
+        if "params" not in kwargs:
+            kwargs["params"] = self.model.optimizer_groups(self.learning_rate)
+        return super()._build_optimizer(**kwargs)
+
+    def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        self.model.train()
+        loss_func = loss_func or self.model.calculate_loss
+        iter_data = (
+            tqdm(train_data, total=len(train_data), ncols=100, desc=set_color(f"Train {epoch_idx:>5}", "pink"))
+            if show_progress else train_data
+        )
+        if not self.config["single_spec"] and train_data.shuffle:
+            train_data.sampler.set_epoch(epoch_idx)
+        batch_losses = []
+        for interaction in iter_data:
+            interaction = interaction.to(self.device)
+            self.optimizer.zero_grad()
+            sync_loss = 0
+            if not self.config["single_spec"]:
+                self.set_reduce_hook()
+                sync_loss = self.sync_grad_loss()
+            loss = loss_func(interaction)
+            (loss + sync_loss).backward()
+            if self.clip_grad_norm:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
+            self.optimizer.step()
+            batch_losses.append(loss.detach())
+        losses = torch.stack(batch_losses).double().cpu().numpy()  # the epoch's one host sync
+        bad = np.flatnonzero(~np.isfinite(losses))
+        if len(bad):
+            raise FloatingPointError(
+                f"training loss is {losses[bad[0]]} at epoch {epoch_idx}, batch {bad[0]}; the last good checkpoint "
+                f"is {self.saved_model_file}. Hint: lower learning_rate or noise_scale, or check the input data."
+            )
+        return float(losses.sum())
+
+
+def get_trainer(config, model_class):
+    """The trainer for a model class: ours for our models, RecBole's (with safe checkpoints) for the rest."""
+    from recbole_diffrec.config import is_ours
+
+    if is_ours(model_class):
+        return getattr(model_class, "trainer_class", DiffusionTrainer)
+    base = recbole_get_trainer(config["MODEL_TYPE"], config["model"])
+    return type(f"Safe{base.__name__}", (SafeCheckpointMixin, base), {})

@@ -1,0 +1,6 @@
+"""Train and evaluate a model: ``python run_recbole.py --model=DiffRec`` (see --help)."""
+
+from recbole_diffrec.quick_start import main
+
+if __name__ == "__main__":
+    main()
