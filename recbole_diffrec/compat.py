@@ -8,10 +8,14 @@ and has its own test in ``tests/test_compat.py``. None of them downgrades a pack
    ``AttributeError``. We define the three old names as the types they always meant.
 2. ``scipy_dok_update``: LightGCN and NGCF fill their graph with ``dok_matrix._update``, which scipy 1.13
    removed. We restore it as a bulk insert into the dok's key store.
-3. ``torch.load`` no longer unpickles RecBole's checkpoints (they pickle the whole ``Config``) since
+3. ``pandas_fill_nan``: ``Dataset._fill_nan`` fills missing values with chained
+   ``df[field].fillna(..., inplace=True)``; under pandas 3's copy-on-write that fills a copy, so NaN
+   stayed in token and float features (with a ``ChainedAssignmentError`` warning). We replace it with
+   the same imputation written as assignments.
+4. ``torch.load`` no longer unpickles RecBole's checkpoints (they pickle the whole ``Config``) since
    torch 2.6. That is not patched here: :mod:`recbole_diffrec.trainer` writes checkpoints of tensors and
    plain data only and loads them with ``weights_only=True``, for our models and RecBole's alike.
-4. hyperopt >= 0.2.7 hands ``RandomState`` objects to algorithms that call ``.integers``; RecBole's
+5. hyperopt >= 0.2.7 hands ``RandomState`` objects to algorithms that call ``.integers``; RecBole's
    ``exhaustive_search`` does. Fixed on our side in :mod:`recbole_diffrec.tuning`.
 """
 
@@ -39,6 +43,34 @@ def scipy_dok_update():
         base._update = _update
 
 
+def pandas_fill_nan():
+    """RecBole's missing-value imputation (token -> 0 = [PAD], float -> mean, sequences -> empty),
+    as assignments that take effect under copy-on-write."""
+    from recbole.data.dataset import Dataset
+    from recbole.utils import FeatureType
+
+    if getattr(Dataset._fill_nan, "_recbole_diffrec", False):
+        return
+
+    def _fill_nan(self):
+        for feat_name in self.feat_name_list:
+            feat = getattr(self, feat_name)
+            for field in feat:
+                ftype = self.field2type[field]
+                if ftype == FeatureType.TOKEN:
+                    feat[field] = feat[field].fillna(value=0)
+                elif ftype == FeatureType.FLOAT:
+                    feat[field] = feat[field].fillna(value=feat[field].mean())
+                else:
+                    dtype = np.int64 if ftype == FeatureType.TOKEN_SEQ else np.float64
+                    feat[field] = feat[field].apply(
+                        lambda x: np.array([], dtype=dtype) if isinstance(x, float) else x
+                    )
+
+    _fill_nan._recbole_diffrec = True
+    Dataset._fill_nan = _fill_nan
+
+
 def apply():
     """Apply every fix once. Safe to call many times."""
     global _APPLIED
@@ -46,4 +78,5 @@ def apply():
         return
     numpy_aliases()
     scipy_dok_update()
+    pandas_fill_nan()
     _APPLIED = True

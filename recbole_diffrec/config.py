@@ -44,7 +44,7 @@ def model_classes():
         cls = stack.pop()
         for sub in cls.__subclasses__():
             stack.append(sub)
-            if sub.__module__.startswith("recbole_diffrec.") and not getattr(sub, "abstract", False):
+            if sub.__module__.startswith("recbole_diffrec.") and not sub.__dict__.get("abstract", False):
                 found[sub.__name__] = sub
     return dict(sorted(found.items()))
 
@@ -61,13 +61,13 @@ def get_model(name):
     if name in ours:
         return ours[name]
     recbole_name = name[len(RECBOLE_PREFIX):] if name.startswith(RECBOLE_PREFIX) else name
-    try:
+    known = recbole_model_names()
+    if recbole_name in known:
         return recbole_get_model(recbole_name)
-    except ValueError:
-        raise ValueError(
-            f"model={name!r} is not a known model. recbole-diffrec models: {', '.join(ours)}; "
-            f"RecBole models (also as recbole.<Name>): {', '.join(recbole_model_names())}"
-        ) from None
+    raise ValueError(
+        f"model={name!r} is not a known model. recbole-diffrec models: {', '.join(ours)}; "
+        f"RecBole models (also as recbole.<Name>): {', '.join(known)}"
+    )
 
 
 def is_ours(model_class):
@@ -76,8 +76,21 @@ def is_ours(model_class):
     return isinstance(model_class, type) and issubclass(model_class, DiffusionRecommender)
 
 
-def model_yaml(model_class):
-    return properties_dir() / f"{model_class.__name__}.yaml"
+def model_yamls(model_class):
+    """The model's yaml files, base classes first: a variant's file holds only what it adds or changes
+    (TDiffRec.yaml adds w_min and w_max to DiffRec.yaml), so shared defaults cannot drift apart."""
+    files = [properties_dir() / f"{cls.__name__}.yaml" for cls in reversed(model_class.__mro__) if is_ours(cls)]
+    return [f for f in files if f.is_file()]
+
+
+def declared_settings(model_class):
+    """Every key the model's yaml files declare, with its default."""
+    import yaml
+
+    merged = {}
+    for path in model_yamls(model_class):
+        merged.update(yaml.safe_load(path.read_text()) or {})
+    return merged
 
 
 class Config(RecBoleConfig):
@@ -119,4 +132,5 @@ class Config(RecBoleConfig):
             return super()._load_internal_config_dict(model, model_class, dataset)
         # RecBole's overall and dataset defaults, but not RecBole's model yaml of the same name.
         super()._load_internal_config_dict(f"{model}@recbole_diffrec", model_class, dataset)
-        self._update_internal_config_dict(str(model_yaml(model_class)))
+        for path in model_yamls(model_class):
+            self._update_internal_config_dict(str(path))

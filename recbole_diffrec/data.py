@@ -1,10 +1,12 @@
 """Data preparation: RecBole's, with the training loader chosen by the model's class."""
 
+from logging import getLogger
+
 import numpy as np
 import torch
 from recbole.data import create_dataset as recbole_create_dataset
 from recbole.data import data_preparation as recbole_data_preparation
-from recbole.data.dataloader import UserDataLoader
+from recbole.data.dataloader import AbstractDataLoader, UserDataLoader
 from recbole.data.interaction import Interaction
 from recbole.data.utils import create_samplers, get_dataloader
 
@@ -14,11 +16,12 @@ class TrainingUserLoader(UserDataLoader):
     (the paper's epoch). The model builds the batch's rows on its device from these ids."""
 
     def __init__(self, config, dataset, sampler, shuffle=True):
+        self.logger = getLogger()
+        self.uid_field = dataset.uid_field
         users = np.unique(dataset.inter_feat[dataset.uid_field].numpy())
-        self._training_users = torch.from_numpy(users)
-        super().__init__(config, dataset, sampler, shuffle=True)
-        self.user_list = Interaction({self.uid_field: self._training_users})
+        self.user_list = Interaction({self.uid_field: torch.from_numpy(users)})
         self.sample_size = len(self.user_list)
+        AbstractDataLoader.__init__(self, config, dataset, sampler, shuffle=True)
 
 
 def create_dataset(config, model_class=None):

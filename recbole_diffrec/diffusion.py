@@ -273,8 +273,9 @@ class GaussianDiffusion(nn.Module):
                 coef1 = beta * np.sqrt(ab_prev) / (1.0 - ab)
                 coef2 = (1.0 - ab_prev) * np.sqrt(1.0 - beta) / (1.0 - ab)
                 variance = beta * (1.0 - ab_prev) / (1.0 - ab)
-            # As the paper's code: the first step's log variance is clipped to the second's.
-            log_var = np.log(np.concatenate([variance[1:2], variance[1:]])) if len(variance) > 1 else np.log(variance)
+                # As the paper's code: the first step's log variance is clipped to the second's
+                # (step 0 adds no noise, so a one-step chain's log(0) is never used).
+                log_var = np.log(np.concatenate([variance[1:2], variance[1:]]) if len(variance) > 1 else variance)
             self._chains[timesteps] = [
                 (float(c1), float(c2), float(lv)) for c1, c2, lv in zip(coef1[::-1], coef2[::-1], log_var[::-1])
             ]

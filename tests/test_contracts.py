@@ -1,0 +1,152 @@
+"""Contracts: lookup, yaml/code agreement, setting validation, checkpoints."""
+
+import pickle
+
+import pytest
+import torch
+
+from recbole_diffrec import get_model, model_classes
+from recbole_diffrec.config import Config, declared_settings
+from recbole_diffrec.models import DiffRec
+from recbole_diffrec.quick_start import prepare
+from recbole_diffrec.settings import SettingError, SettingsReader
+from recbole_diffrec.trainer import UnsafeCheckpointError, load_checkpoint, save_checkpoint
+
+FAST = {"show_progress": False, "epochs": 1, "steps": 5, "dims_dnn": [64], "eval_batch_users": 256}
+
+
+def test_lookup_returns_ours_and_recbole_builtin_by_prefix():
+    from recbole.model.general_recommender import BPR as RecBoleBPR
+    from recbole.model.general_recommender.diffrec import DiffRec as RecBoleDiffRec
+
+    assert get_model("DiffRec") is DiffRec
+    assert get_model("recbole.DiffRec") is RecBoleDiffRec
+    assert get_model("BPR") is RecBoleBPR
+    with pytest.raises(ValueError, match="NoSuchModel.*DiffRec.*BPR"):
+        get_model("NoSuchModel")
+
+
+def test_our_config_uses_our_yaml_only(workdir):
+    config = Config(model="DiffRec", dataset="ml-100k", config_dict={"show_progress": False})
+    ours = declared_settings(DiffRec)
+    for key, value in ours.items():
+        assert config[key] == value, key
+    assert config["time-aware"] is None  # a key of RecBole's DiffRec.yaml must not leak in
+    builtin = Config(model="recbole.DiffRec", dataset="ml-100k", config_dict={"show_progress": False})
+    assert builtin["time-aware"] is False and builtin.model_class is get_model("recbole.DiffRec")
+
+
+def _generic_keys():
+    return set(Config(model="Pop", dataset="ml-100k").final_config_dict)
+
+
+@pytest.mark.parametrize("name", sorted(model_classes()))
+def test_yaml_declares_exactly_the_keys_the_model_reads(name, workdir):
+    cls = model_classes()[name]
+    declared = set(declared_settings(cls)) - _generic_keys()
+    config = Config(model=name, dataset="ml-100k", config_dict={"show_progress": False})
+    reader = SettingsReader(config)
+    cls.read_settings(reader)
+    assert set(reader.read) == declared
+
+
+class _Recorder:
+    def __init__(self, config):
+        self._config, self.keys = config, set()
+
+    def __getitem__(self, key):
+        self.keys.add(key)
+        return self._config[key]
+
+    def __getattr__(self, name):
+        return getattr(self._config, name)
+
+
+def test_model_reads_no_undeclared_key(workdir):
+    config, (train, _, _), _, _ = prepare("DiffRec", config_dict=FAST)
+    recorder = _Recorder(config)
+    DiffRec(recorder, train._dataset)
+    declared = set(declared_settings(DiffRec))
+    assert recorder.keys - _generic_keys() - declared == set()
+
+
+BAD = [
+    ({"mean_type": "x1"}, "mean_type"),
+    ({"noise_schedule": "quadratic"}, "noise_schedule"),
+    ({"steps": 0}, "steps"),
+    ({"sampling_steps": -1}, "sampling_steps"),
+    ({"sampling_steps": 41}, "sampling_steps"),
+    ({"noise_scale": -0.1}, "noise_scale"),
+    ({"noise_min": 0.02, "noise_max": 0.01}, "noise_min"),
+    ({"noise_scale": 200.0}, "noise_scale"),  # betas leave (0, 1)
+    ({"dims_dnn": []}, "dims_dnn"),
+    ({"dims_dnn": [300, 0]}, "dims_dnn"),
+    ({"dims_dnn": 300}, "dims_dnn"),
+    ({"inference_steps": 41}, "inference_steps"),
+    ({"reweight": "yes"}, "reweight"),
+]
+
+
+@pytest.mark.parametrize("override,key", BAD)
+def test_bad_settings_fail_before_data_loads(override, key, workdir, monkeypatch):
+    import recbole_diffrec.quick_start as qs
+
+    monkeypatch.setattr(qs, "create_dataset", lambda *a, **k: pytest.fail("data loaded before validation"))
+    with pytest.raises(SettingError) as err:
+        qs.prepare("DiffRec", config_dict={"show_progress": False, **override})
+    message = str(err.value)
+    assert err.value.key == key and message.startswith(f"invalid setting {key}=")
+    if key in override:
+        assert repr(override[key]) in message
+
+
+def test_noise_bounds_ignored_where_schedule_does_not_use_them(workdir):
+    Config(model="DiffRec", dataset="ml-100k", config_dict={"noise_schedule": "cosine", "noise_min": 0.5,
+                                                            "noise_max": 0.1})
+
+
+def test_unknown_model_lists_available():
+    with pytest.raises(ValueError, match="LDiffRec|DiffRec"):
+        Config(model="DifRec", dataset="ml-100k")
+
+
+def test_save_load_gives_identical_scores_and_loads_weights_only(workdir):
+    config, (train, valid, test), model, trainer = prepare("DiffRec", config_dict=FAST)
+    trainer.fit(train, valid, saved=True, show_progress=False)
+    users = torch.arange(1, 50)
+    model.eval()
+    before = model.user_scores(users)
+    state = torch.load(trainer.saved_model_file, weights_only=True)  # plain torch, the safe way
+    assert state["format"].startswith("recbole-diffrec") and "sampler.loss_history" in state["state_dict"]
+    _, _, fresh, fresh_trainer = prepare("DiffRec", config_dict=FAST)
+    fresh_trainer.resume_checkpoint(trainer.saved_model_file)
+    fresh.eval()
+    assert torch.equal(fresh.user_scores(users), before)
+    assert torch.equal(fresh.sampler.loss_history, model.sampler.loss_history)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("this ran from a checkpoint",))
+
+
+def test_checkpoint_with_pickled_object_is_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"format": "recbole-diffrec-checkpoint/1", "state_dict": {}, "x": _Payload()}, path)
+    with pytest.raises(UnsafeCheckpointError, match="refusing"):
+        load_checkpoint(path)
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "best.pth"
+    save_checkpoint({"format": "recbole-diffrec-checkpoint/1", "v": torch.ones(2)}, path)
+
+    def crash(obj, f, *a, **k):
+        with open(f, "wb") as handle:
+            handle.write(b"trunc")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"format": "recbole-diffrec-checkpoint/1", "v": torch.zeros(2)}, path)
+    assert torch.equal(load_checkpoint(path)["v"], torch.ones(2))
