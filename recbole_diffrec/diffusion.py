@@ -218,8 +218,9 @@ class GaussianDiffusion(nn.Module):
         return self.alphas_cumprod[t] / (1.0 - self.alphas_cumprod[t])
 
     # ---- training --------------------------------------------------------------------------------
-    def training_losses(self, denoiser, x_start, t, noise=None, reweight=True):
-        """Per-row loss at timesteps t (Sec. 3.3), before division by the sampler's p_t.
+    def training_losses(self, denoiser, x_start, t, noise=None, reweight=True, return_x0=False):
+        """Per-row loss at timesteps t (Sec. 3.3), before division by the sampler's p_t; with
+        `return_x0`, also the denoiser's estimate of x_0 (L-DiffRec decodes it).
 
         With `reweight`, the x0 objective is weighted by SNR(t-1) - SNR(t) (Eq. 11-12) and the eps
         objective by its ELBO weight; step 0 gets weight 1 (and, for eps, the x0 likelihood term).
@@ -230,6 +231,12 @@ class GaussianDiffusion(nn.Module):
         output = denoiser(x_t, t)
         target = x_start if self.mean_type == "x0" else noise
         mse = (target - output).pow(2).mean(-1)
+        if return_x0:
+            x0 = output if self.mean_type == "x0" else self.predict_xstart_from_eps(x_t, t, output)
+            return self._weighted_loss(mse, x_start, x_t, t, output, reweight), x0
+        return self._weighted_loss(mse, x_start, x_t, t, output, reweight)
+
+    def _weighted_loss(self, mse, x_start, x_t, t, output, reweight):
         if not reweight or self.noiseless:
             return mse
         first = t == 0

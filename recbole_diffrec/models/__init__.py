@@ -2,5 +2,6 @@
 
 from recbole_diffrec.models.base import DiffusionRecommender
 from recbole_diffrec.models.diffrec import DiffRec, TDiffRec
+from recbole_diffrec.models.ldiffrec import LDiffRec, LTDiffRec
 
-__all__ = ["DiffusionRecommender", "DiffRec", "TDiffRec"]
+__all__ = ["DiffusionRecommender", "DiffRec", "TDiffRec", "LDiffRec", "LTDiffRec"]

@@ -1,0 +1,82 @@
+"""Item embeddings and item clusters for L-DiffRec.
+
+The paper clusters items by embeddings of a pre-trained LightGCN. recbole-diffrec learns them from the
+training split alone, as the spectral embedding of the user-item graph: the top singular vectors of the
+degree-normalised interaction matrix D_u^-1/2 R D_i^-1/2, scaled by their singular values. That is the
+subspace LightGCN's propagation converges to (its propagation matrix has the same top eigenvectors; see
+Shen et al., "How Powerful is Graph Convolution for Recommendation?", CIKM 2021), obtained in one
+deterministic sparse SVD instead of a training run, and with no dependency on RecBole's LightGCN (whose
+graph code needs scipy < 1.13). Results are cached beside the checkpoints, keyed by the data and settings.
+"""
+
+import hashlib
+import os
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.cluster.vq import kmeans2
+from scipy.sparse.linalg import svds
+
+SPECTRAL_VERSION = 1
+
+
+def spectral_item_embeddings(users, items, n_users, n_items, dim, seed=0):
+    """(n_items, dim) float32 spectral embedding of the bipartite user-item graph."""
+    data = np.ones(len(users), dtype=np.float64)
+    matrix = sp.csr_matrix((data, (users, items)), shape=(n_users, n_items))
+    matrix.data[:] = 1.0  # binary, whatever the duplicates
+    du = np.asarray(matrix.sum(1)).ravel()
+    di = np.asarray(matrix.sum(0)).ravel()
+    norm = sp.diags(1 / np.sqrt(np.maximum(du, 1))) @ matrix @ sp.diags(1 / np.sqrt(np.maximum(di, 1)))
+    k = min(dim, min(norm.shape) - 1)
+    v0 = np.random.default_rng(seed).standard_normal(min(norm.shape))
+    _, s, vt = svds(norm.astype(np.float64), k=k, v0=v0, random_state=seed)
+    order = np.argsort(-s)
+    emb = (vt[order].T * s[order]).astype(np.float32)
+    # Sign is arbitrary in an SVD: fix it so the largest-magnitude entry of each column is positive.
+    signs = np.sign(emb[np.abs(emb).argmax(0), np.arange(emb.shape[1])])
+    emb *= np.where(signs == 0, 1, signs)
+    if k < dim:
+        emb = np.pad(emb, ((0, 0), (0, dim - k)))
+    return emb
+
+
+def cached_spectral_embeddings(cache_dir, dataset_name, users, items, n_users, n_items, dim, seed=0):
+    """Spectral embeddings, read from `cache_dir` when the same data and settings made them before.
+    Returns (embeddings, path, reused)."""
+    key = hashlib.sha256()
+    for part in (np.asarray(users, np.int64), np.asarray(items, np.int64),
+                 np.array([n_users, n_items, dim, seed, SPECTRAL_VERSION], np.int64)):
+        key.update(part.tobytes())
+    path = os.path.join(cache_dir, f"item_emb-{dataset_name}-spectral{dim}-{key.hexdigest()[:16]}.npy")
+    if os.path.isfile(path):
+        return np.load(path, allow_pickle=False), path, True
+    emb = spectral_item_embeddings(users, items, n_users, n_items, dim, seed)
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}.npy"
+    np.save(tmp, emb)
+    os.replace(tmp, path)
+    return emb, path, False
+
+
+def kmeans_clusters(embeddings, n_clusters, seed=0, iters=50):
+    """Cluster label per row: k-means (k-means++ start, scipy), deterministic for a seed.
+
+    An empty cluster is never returned silently: each one takes the row farthest from its own centroid
+    in the largest cluster, until none is empty.
+    """
+    n = len(embeddings)
+    if not 1 <= n_clusters <= n:
+        raise ValueError(f"n_cate={n_clusters} must be in [1, {n}] (the number of items)")
+    if n_clusters == 1:
+        return np.zeros(n, dtype=np.int64)
+    data = np.asarray(embeddings, dtype=np.float64)
+    centroids, labels = kmeans2(data, n_clusters, iter=iters, minit="++", seed=np.random.default_rng(seed),
+                                missing="warn")
+    labels = labels.astype(np.int64)
+    for empty in np.flatnonzero(np.bincount(labels, minlength=n_clusters) == 0):
+        largest = np.bincount(labels, minlength=n_clusters).argmax()
+        members = np.flatnonzero(labels == largest)
+        far = members[np.linalg.norm(data[members] - centroids[largest], axis=1).argmax()]
+        labels[far] = empty
+    return labels
