@@ -11,7 +11,7 @@ setup(
               "recbole_diffrec.dataset_configs"],
     package_dir={"recbole_diffrec.properties": "properties",
                  "recbole_diffrec.dataset_configs": "dataset_configs"},
-    package_data={"recbole_diffrec.properties": ["*.yaml"], "recbole_diffrec.dataset_configs": ["*.yaml"]},
+    package_data={"recbole_diffrec.properties": ["*.yaml", "*.hyper"], "recbole_diffrec.dataset_configs": ["*.yaml"]},
     install_requires=[
         "recbole==1.2.1",
         "torch>=2.6",

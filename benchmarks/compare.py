@@ -1,0 +1,156 @@
+"""Side-by-side table: several models, several seeds, one dataset config, one protocol.
+
+Every (model, seed) runs in its own subprocess (so its peak memory is its own and a crash loses only
+that row) and is appended to results/<dataset>.csv as soon as it ends; results/<dataset>.md (mean +- std
+over seeds, time per epoch, total time, parameters, peak memory, and the exact settings of each row) and
+results/<dataset>.png are rebuilt from the CSV at the end. Per-model settings come from
+benchmarks/configs/<dataset>/<Model>.yaml when that file exists; "Model@variant" runs Model with
+benchmarks/configs/<dataset>/Model@variant.yaml and is labelled so in the table.
+
+    python benchmarks/compare.py --dataset ml-1m_clean --config_files dataset_configs/ml-1m_clean.yaml \
+        --models DiffRec TDiffRec LDiffRec recbole.DiffRec EASE MultiVAE LightGCN BPR ItemKNN Pop \
+        --seeds 2020 2021 2022
+"""
+
+import argparse
+import csv
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+METRICS = ["recall@10", "recall@20", "ndcg@10", "ndcg@20"]
+FIELDS = ["model", "seed", *[f"test_{m}" for m in METRICS], *[f"valid_{m}" for m in METRICS],
+          "epochs", "seconds_per_epoch", "total_seconds", "params", "peak_host_mb", "settings", "config_files"]
+
+
+def child(label, seed, dataset, config_files, extra):
+    sys.path.insert(0, str(REPO))
+    model = label
+    from recbole_diffrec.quick_start import prepare
+
+    model = model.split("@")[0]  # "LDiffRec@paper-emb": the model LDiffRec with settings file LDiffRec@paper-emb.yaml
+    overrides = {"seed": seed, "show_progress": False, "state": "WARNING", **extra}
+    start = time.perf_counter()
+    config, (train, valid, test), net, trainer = prepare(model, dataset, config_files, overrides)
+    fit_start = time.perf_counter()
+    trainer.fit(train, valid, saved=True, show_progress=False)
+    fit_seconds = time.perf_counter() - fit_start
+    test_result = trainer.evaluate(test, load_best_model=True)
+    epochs = max(len(trainer.train_loss_dict), 1)
+    valid_result = trainer.best_valid_result or {}
+    return {
+        "model": label, "seed": seed,
+        **{f"test_{m}": float(test_result[m]) for m in METRICS},
+        **{f"valid_{m}": float(valid_result.get(m, float("nan"))) for m in METRICS},
+        "epochs": epochs, "seconds_per_epoch": fit_seconds / epochs,
+        "total_seconds": time.perf_counter() - start,
+        "params": sum(p.numel() for p in net.parameters()),
+        "peak_host_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "settings": json.dumps(extra, sort_keys=True), "config_files": " ".join(config_files),
+    }
+
+
+def model_settings(dataset, model):
+    import yaml
+
+    path = REPO / "benchmarks" / "configs" / dataset / f"{model}.yaml"
+    return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+
+
+def write_report(dataset, csv_path):
+    import numpy as np
+
+    rows = list(csv.DictReader(open(csv_path)))
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    out = [f"# {dataset}: side by side", "",
+           "Test metrics, mean ± std over seeds (full ranking; model selection on validation). "
+           "Produced by `benchmarks/compare.py`; each row's settings are listed below the table.", "",
+           "| model | seeds | R@10 | R@20 | N@10 | N@20 | s/epoch | total s | params | peak MB |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    summary = {}
+    for model in models:
+        mine = [r for r in rows if r["model"] == model]
+        cells = []
+        for m in METRICS:
+            values = np.array([float(r[f"test_{m}"]) for r in mine])
+            summary.setdefault(model, {})[m] = values.mean()
+            cells.append(f"{values.mean():.4f} ± {values.std():.4f}")
+        mean = lambda k: np.mean([float(r[k]) for r in mine])  # noqa: E731
+        out.append(f"| {model} | {len(mine)} | " + " | ".join(cells) +
+                   f" | {mean('seconds_per_epoch'):.2f} | {mean('total_seconds'):.0f} | {int(mean('params')):,} |"
+                   f" {mean('peak_host_mb'):.0f} |")
+    out += ["", "## Settings of each row", ""]
+    for model in models:
+        r = [r for r in rows if r["model"] == model][0]
+        out.append(f"- **{model}**: config files `{r['config_files']}`; overrides `{r['settings']}`; "
+                   f"seeds {', '.join(x['seed'] for x in rows if x['model'] == model)}")
+    md = REPO / "results" / f"{dataset}.md"
+    md.write_text("\n".join(out) + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no chart (pip install '.[bench]')")
+        return
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(models)), 4))
+    width = 0.2
+    for i, m in enumerate(METRICS):
+        ax.bar([j + i * width for j in range(len(models))], [summary[x][m] for x in models], width, label=m)
+    ax.set_xticks([j + 1.5 * width for j in range(len(models))], models, rotation=30, ha="right")
+    ax.set_title(f"{dataset}: test metrics (mean over seeds)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(REPO / "results" / f"{dataset}.png", dpi=120)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="ml-1m_clean")
+    parser.add_argument("--config_files", nargs="+", default=[str(REPO / "dataset_configs" / "ml-1m_clean.yaml")])
+    parser.add_argument("--models", nargs="+", default=["DiffRec", "TDiffRec", "LDiffRec", "recbole.DiffRec",
+                                                         "EASE", "MultiVAE", "LightGCN", "BPR", "ItemKNN", "Pop"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[2020, 2021, 2022])
+    parser.add_argument("--report_only", action="store_true", help="rebuild the md/png from the CSV")
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    config_files = [str(Path(f).resolve()) for f in args.config_files]
+    if args.child:
+        model, seed = args.child[0], int(args.child[1])
+        extra = model_settings(args.dataset, model)
+        print("RESULT " + json.dumps(child(model, seed, args.dataset, config_files, extra)))
+        return
+    (REPO / "results").mkdir(exist_ok=True)
+    csv_path = REPO / "results" / f"{args.dataset}.csv"
+    if not args.report_only:
+        done = {(r["model"], r["seed"]) for r in csv.DictReader(open(csv_path))} if csv_path.exists() else set()
+        jobs = [(m, s) for m in args.models for s in args.seeds if (m, str(s)) not in done]
+        for n, (model, seed) in enumerate(jobs, 1):
+            print(f"[{n}/{len(jobs)}] {model} seed {seed} ...", flush=True)
+            proc = subprocess.run([sys.executable, __file__, "--child", model, str(seed), "--dataset", args.dataset,
+                                   "--config_files", *config_files], capture_output=True, text=True,
+                                  cwd=str(REPO))
+            line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+            if proc.returncode or not line:
+                print(f"    FAILED ({proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}", flush=True)
+                continue
+            row = json.loads(line[0][len("RESULT "):])
+            print(f"    test R@20 {row['test_recall@20']:.4f} N@20 {row['test_ndcg@20']:.4f} "
+                  f"({row['epochs']} epochs, {row['total_seconds']:.0f} s)", flush=True)
+            new = not csv_path.exists()
+            with open(csv_path, "a", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=FIELDS)
+                if new:
+                    writer.writeheader()
+                writer.writerow(row)
+    write_report(args.dataset, csv_path)
+    print(f"wrote results/{args.dataset}.md")
+
+
+if __name__ == "__main__":
+    main()

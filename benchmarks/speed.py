@@ -1,0 +1,127 @@
+"""Side-by-side speed of recbole-diffrec's models and RecBole 1.2.1's built-in DiffRec.
+
+One run, the same data and settings (the paper's ML-1M clean DiffRec settings; RecBole's dims_dnn
+[600, 200, 600] gives it the same (n+10) -> 600 -> 200 -> 600 -> n MLP as the paper's dims [200, 600]).
+Each (model, phase) runs in a fresh subprocess so its peak host memory is its own. Phases: one training
+epoch (after one warm-up epoch), one full-sort evaluation of all validation users. Writes
+benchmarks/results/speed-<device>.{json,md} with the hardware and versions.
+
+    python benchmarks/speed.py                        # needs dataset/ml-1m_clean (see README)
+    python benchmarks/speed.py --models DiffRec recbole.DiffRec --device cuda
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+PAPER = [str(REPO / "dataset_configs" / "ml-1m_clean.yaml"),
+         str(REPO / "dataset_configs" / "ml-1m_clean_diffrec_paper.yaml")]
+BUILTIN = {  # RecBole's DiffRec keys for the same model; eval batch of 400 users (its default is 1 user)
+    "dims_dnn": [600, 200, 600], "embedding_size": 10, "mlp_act_func": "tanh", "time-aware": False,
+    "history_num_per_term": 10,
+}
+
+
+def measure(model, phase, device, data_path, epochs=1):
+    """Runs in the child: build everything, time one phase, return figures."""
+    sys.path.insert(0, str(REPO))
+    import torch
+
+    from recbole_diffrec.quick_start import prepare
+
+    overrides = {"show_progress": False, "use_gpu": device == "cuda", "data_path": data_path,
+                 "checkpoint_dir": "/tmp/recbole-diffrec-bench", "state": "WARNING"}
+    if model.startswith("recbole."):
+        overrides.update(BUILTIN)
+        overrides["eval_batch_size"] = 400 * 2811
+    if model == "LDiffRec":
+        overrides.update({"noise_max": 0.02, "dims_dnn": [300], "learning_rate": 0.0005})
+    config, (train, valid, _), net, trainer = prepare(model, "ml-1m_clean", PAPER, overrides)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    trainer._train_epoch(train, 0)  # warm-up (and the sampler's history fills)
+    trainer.eval_collector.data_collect(train)
+    sync()
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    if phase == "train":
+        for epoch in range(epochs):
+            trainer._train_epoch(train, epoch + 1)
+    else:
+        result = trainer.evaluate(valid, load_best_model=False)
+    sync()
+    seconds = (time.perf_counter() - start) / (epochs if phase == "train" else 1)
+    out = {"model": model, "phase": phase, "seconds": seconds,
+           "params": sum(p.numel() for p in net.parameters()),
+           "peak_host_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if device == "cuda":
+        out["peak_device_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    if phase == "eval":
+        out["valid_recall@20"] = float(result["recall@20"])
+    return out
+
+
+def hardware(device):
+    import numpy
+    import recbole
+    import torch
+
+    info = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
+            "recbole": recbole.__version__, "cpu": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["DiffRec", "TDiffRec", "LDiffRec", "recbole.DiffRec"])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--data_path", default=str(REPO / "dataset"))
+    parser.add_argument("--epochs", type=int, default=2, help="timed training epochs (averaged)")
+    parser.add_argument("--child", nargs=2, metavar=("MODEL", "PHASE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print("RESULT " + json.dumps(measure(*args.child, args.device, args.data_path, args.epochs)))
+        return
+    rows = []
+    for model in args.models:
+        for phase in ("train", "eval"):
+            print(f"[{len(rows) + 1}/{2 * len(args.models)}] {model} {phase} ...", flush=True)
+            proc = subprocess.run([sys.executable, __file__, "--child", model, phase, "--device", args.device,
+                                   "--data_path", args.data_path, "--epochs", str(args.epochs)],
+                                  capture_output=True, text=True, cwd="/tmp")
+            line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
+            if proc.returncode or not line:
+                sys.exit(f"{model} {phase} failed:\n{proc.stderr[-3000:]}")
+            rows.append(json.loads(line[0][len("RESULT "):]))
+            print("   ", rows[-1], flush=True)
+    ref = {r["phase"]: r for r in rows if r["model"] == "recbole.DiffRec"}
+    lines = [f"# Speed on {args.device}: ML-1M clean, the paper's DiffRec settings", "",
+             f"Hardware and versions: `{json.dumps(hardware(args.device))}`", "",
+             "| model | phase | seconds | x faster than recbole.DiffRec | params | peak host MB"
+             + (" | peak device MB |" if args.device == "cuda" else " |"),
+             "|---|---|---|---|---|---|" + ("---|" if args.device == "cuda" else "")]
+    for r in rows:
+        ratio = ref[r["phase"]]["seconds"] / r["seconds"] if r["phase"] in ref else float("nan")
+        lines.append(f"| {r['model']} | {r['phase']} | {r['seconds']:.2f} | {ratio:.1f} | {r['params']:,} | "
+                     f"{r['peak_host_mb']:.0f} |" + (f" {r['peak_device_mb']:.0f} |" if args.device == "cuda" else ""))
+    lines += ["", "Command: `python benchmarks/speed.py " + " ".join(sys.argv[1:]) + "`"]
+    out = REPO / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"speed-{args.device}.json").write_text(json.dumps({"hardware": hardware(args.device), "rows": rows},
+                                                             indent=1))
+    (out / f"speed-{args.device}.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

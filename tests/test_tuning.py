@@ -1,0 +1,51 @@
+"""Tuning through RecBole's HyperTuning: the three algorithms, failed trials, .hyper keys."""
+
+import json
+
+import pytest
+import yaml  # noqa: F401
+
+from recbole_diffrec.config import declared_settings, model_classes, properties_dir
+from recbole_diffrec.tuning import main
+
+FIXED = ["--epochs=1", "--steps=5", "--dims_dnn=[64]", "--show_progress=False", "--eval_batch_users=1000"]
+
+
+@pytest.fixture
+def space(workdir):
+    path = workdir / "space.hyper"
+    # noise_min 0.02 >= noise_max 0.01 is invalid: that trial must fail and the search go on.
+    path.write_text("noise_min choice [0.001,0.005,0.02]\nnoise_max choice [0.01]\n")
+    return path
+
+
+@pytest.mark.parametrize("algo", ["exhaustive", "bayes"])
+def test_three_trials_write_three_records(algo, space, workdir):
+    out = workdir / f"{algo}.json"
+    main(["--model=DiffRec", f"--params_file={space}", f"--algo={algo}", "--max_evals=3",
+          f"--output_file={out}", *FIXED])
+    record = json.loads(out.read_text())
+    assert len(record["trials"]) == 3
+    if algo == "exhaustive":  # every point once: the invalid one among them
+        failed = [t for t in record["trials"] if t["status"] == "failed"]
+        assert len(failed) == 1 and failed[0]["params"]["noise_min"] == 0.02
+        assert "noise_min" in failed[0]["error"]
+        assert {t["params"]["noise_min"] for t in record["trials"]} == {0.001, 0.005, 0.02}
+    ok = [t for t in record["trials"] if t["status"] == "ok"]
+    assert ok and all("recall@10" in t["test_result"] for t in ok)
+    assert record["best_params"]["noise_min"] in (0.001, 0.005)
+
+
+def test_random_search_runs(space, workdir):
+    out = workdir / "random.json"
+    main(["--model=DiffRec", f"--params_file={space}", "--algo=random", "--max_evals=1", f"--output_file={out}", *FIXED])
+    assert len(json.loads(out.read_text())["trials"]) == 1
+
+
+@pytest.mark.parametrize("name", sorted(model_classes()))
+def test_hyper_file_keys_are_model_keys(name):
+    path = properties_dir() / f"{name}.hyper"
+    assert path.is_file(), f"{name} ships no .hyper file"
+    keys = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
+    unknown = set(keys) - set(declared_settings(model_classes()[name]))
+    assert not unknown, f"{path.name} tunes keys {unknown} that {name}'s yaml does not declare"
