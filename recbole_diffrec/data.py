@@ -28,7 +28,17 @@ def create_dataset(config, model_class=None):
     """RecBole's dataset, checked by our model class (if it is one) before anything is trained."""
     from recbole_diffrec.config import is_ours
 
-    dataset = recbole_create_dataset(config)
+    try:
+        dataset = recbole_create_dataset(config)
+    except ValueError as err:
+        if "feat is empty" not in str(err):
+            raise
+        raise ValueError(
+            f"dataset {config['dataset']!r} (data_path {config['data_path']!r}) has no interactions left after "
+            f"filtering: user_inter_num_interval={config['user_inter_num_interval']}, "
+            f"item_inter_num_interval={config['item_inter_num_interval']}, val_interval={config['val_interval']}; "
+            "loosen them or check the .inter file"
+        ) from None
     if model_class is not None and is_ours(model_class):
         model_class.validate_dataset(dataset)
     return dataset

@@ -127,12 +127,16 @@ def main(argv=None, prog="run_recbole.py"):
 
 
 def cli(argv=None):
-    """Console entry point: ``recbole-diffrec [run] ...`` (``tune`` is the tuning subcommand)."""
+    """Console entry point: ``recbole-diffrec [run|tune|evaluate|recommend] ...`` (run is the default)."""
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "tune":
         from recbole_diffrec.tuning import main as tune_main
 
         return tune_main(argv[1:], prog="recbole-diffrec tune")
+    if argv and argv[0] in ("evaluate", "recommend"):
+        from recbole_diffrec.serving import main as serving_main
+
+        return serving_main(argv[1:], argv[0], prog=f"recbole-diffrec {argv[0]}")
     if argv and argv[0] == "run":
         argv = argv[1:]
     main(argv, prog="recbole-diffrec [run]")

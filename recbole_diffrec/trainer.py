@@ -8,6 +8,7 @@ The mixin goes onto whichever RecBole trainer a model needs, so RecBole's own mo
 
 import os
 import pickle
+import uuid
 from time import time
 
 import numpy as np
@@ -91,10 +92,18 @@ def load_checkpoint(path, map_location="cpu"):
 class SafeCheckpointMixin:
     """Checkpoint save, resume and best-model loading through :func:`save_checkpoint`/:func:`load_checkpoint`."""
 
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        # RecBole names the file by the second it was made in; two trainers in one second (tuning
+        # trials, tests) would overwrite each other's best model. A short random suffix keeps them apart.
+        stem, ext = os.path.splitext(self.saved_model_file)
+        self.saved_model_file = f"{stem}-{uuid.uuid4().hex[:6]}{ext}"
+
     def _checkpoint_state(self, epoch):
         return {
             "format": CHECKPOINT_FORMAT,
             "model": self.config["model"],
+            "model_class": f"{type(self.model).__module__}.{type(self.model).__qualname__}",
             "config": plain_config(self.config),
             "epoch": epoch,
             "cur_step": self.cur_step,
@@ -104,6 +113,8 @@ class SafeCheckpointMixin:
             "other_parameter": to_plain(self.model.other_parameter()),
             "optimizer": self.optimizer.state_dict(),
             "rng_state": torch.get_rng_state(),
+            "external_config": to_plain(dict(self.config.external_config_dict)),
+            "best_model_file": str(self.saved_model_file),
         }
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
@@ -124,7 +135,8 @@ class SafeCheckpointMixin:
             raise ValueError(
                 f"checkpoint {resume_file} is of model {checkpoint['model']!r}, not {self.config['model']!r}"
             )
-        self.saved_model_file = str(resume_file)
+        best = checkpoint.get("best_model_file")
+        self.saved_model_file = best if best and os.path.isfile(best) else str(resume_file)
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
@@ -132,6 +144,7 @@ class SafeCheckpointMixin:
         self._load_model_state(checkpoint)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         torch.set_rng_state(checkpoint["rng_state"])
+        self._pending_loader_state = checkpoint.get("train_loader_state")
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
 
     @torch.no_grad()
@@ -152,12 +165,28 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
     the epoch, the batch and a hint, and the last good checkpoint is kept.
     """
 
+    @property
+    def last_checkpoint_file(self):
+        """Where the state before each epoch is kept, for resuming a killed run (``--resume``)."""
+        return os.path.splitext(self.saved_model_file)[0] + "-last.pth"
+
+    def _save_last(self, train_data, epoch_idx):
+        state = self._checkpoint_state(epoch_idx - 1)
+        state["train_loader_state"] = train_data.generator.get_state()
+        save_checkpoint(state, self.last_checkpoint_file)
+
     def _build_optimizer(self, **kwargs):
         if "params" not in kwargs:
             kwargs["params"] = self.model.optimizer_groups(self.learning_rate)
         return super()._build_optimizer(**kwargs)
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
+        pending = getattr(self, "_pending_loader_state", None)
+        if pending is not None:  # resumed: the shuffle continues where the interrupted run was
+            train_data.generator.set_state(pending)
+            self._pending_loader_state = None
+        if self.config["single_spec"] or self.config["local_rank"] == 0:
+            self._save_last(train_data, epoch_idx)
         self.model.train()
         loss_func = loss_func or self.model.calculate_loss
         iter_data = (
@@ -185,7 +214,8 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
         if len(bad):
             raise FloatingPointError(
                 f"training loss is {losses[bad[0]]} at epoch {epoch_idx}, batch {bad[0]}; the last good checkpoint "
-                f"is {self.saved_model_file}. Hint: lower learning_rate or noise_scale, or check the input data."
+                f"(the state before this epoch) is {self.last_checkpoint_file}. Hint: lower learning_rate or "
+                "noise_scale, or check the input data; then continue with --resume=<that file>."
             )
         return float(losses.sum())
 

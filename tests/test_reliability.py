@@ -1,0 +1,85 @@
+"""Resume after a kill, reuse of checkpoints, a non-finite loss, bad data."""
+
+import numpy as np
+import pytest
+import torch
+
+from recbole_diffrec.quick_start import prepare, run
+from recbole_diffrec.serving import evaluate, recommend
+
+SMALL = {"show_progress": False, "steps": 5, "dims_dnn": [64], "epochs": 6, "eval_step": 2, "stopping_step": 10,
+         "eval_batch_users": 1000}
+
+
+def _fit_and_test(trainer, train, valid, test):
+    trainer.fit(train, valid, saved=True, show_progress=False)
+    return trainer.evaluate(test, load_best_model=True)
+
+
+def test_kill_and_resume_gives_identical_metrics(workdir, monkeypatch):
+    _, (train, valid, test), _, trainer = prepare("DiffRec", config_dict=SMALL)
+    uninterrupted = _fit_and_test(trainer, train, valid, test)
+
+    _, (train, valid, test), _, trainer = prepare("DiffRec", config_dict=SMALL)
+    original = trainer._train_epoch
+
+    def killed_at_epoch_3(data, epoch_idx, *a, **k):
+        if epoch_idx == 3:
+            trainer._save_last(data, epoch_idx)  # the run saved its state, then died mid-epoch
+            raise KeyboardInterrupt
+        return original(data, epoch_idx, *a, **k)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(trainer, "_train_epoch", killed_at_epoch_3)
+        with pytest.raises(KeyboardInterrupt):
+            trainer.fit(train, valid, saved=True, show_progress=False)
+    last = trainer.last_checkpoint_file
+
+    _, (train, valid, test), _, resumed = prepare("DiffRec", config_dict=SMALL)
+    resumed.resume_checkpoint(last)
+    assert resumed.start_epoch == 3
+    assert dict(_fit_and_test(resumed, train, valid, test)) == dict(uninterrupted)
+
+
+def test_evaluate_and_recommend_from_checkpoint(workdir):
+    result = run("DiffRec", config_dict={**SMALL, "epochs": 2})
+    metrics = evaluate(result["checkpoint"])
+    assert metrics["test"] == pytest.approx(result["test_result"], abs=1e-12)
+    recs = recommend(result["checkpoint"], ["196", "186"], k=5)
+    assert set(recs) == {"196", "186"} and all(len(v) == 5 for v in recs.values())
+    # a user's training items are never recommended back
+    _, (train, _, _), model, _ = prepare("DiffRec", config_dict={**SMALL, "epochs": 1})
+    ds = train._dataset
+    u = ds.token2id(ds.uid_field, "196")
+    seen = set(ds.id2token(ds.iid_field, ds.inter_feat[ds.iid_field][ds.inter_feat[ds.uid_field] == u].numpy()))
+    assert not seen & set(recs["196"])
+    with pytest.raises(ValueError, match="not in dataset"):
+        recommend(result["checkpoint"], ["no-such-user"])
+
+
+def test_nan_loss_stops_with_epoch_batch_and_hint(workdir, monkeypatch):
+    _, (train, valid, _), model, trainer = prepare("DiffRec", config_dict=SMALL)
+    real = model.calculate_loss
+    calls = {"n": 0}
+
+    def poisoned(interaction):
+        calls["n"] += 1
+        loss = real(interaction)
+        return loss * float("nan") if calls["n"] == 5 else loss
+
+    monkeypatch.setattr(model, "calculate_loss", poisoned)
+    with pytest.raises(FloatingPointError, match=r"epoch 1, batch 1.*last good checkpoint.*Hint"):
+        trainer.fit(train, valid, saved=True, show_progress=False)
+    state = torch.load(trainer.last_checkpoint_file, weights_only=True)  # kept, and from before the NaN
+    assert state["epoch"] == 0 and all(torch.isfinite(v).all() for v in state["state_dict"].values()
+                                       if v.is_floating_point())
+
+
+def test_tdiffrec_refuses_dataset_without_time_field(workdir):
+    with pytest.raises(ValueError, match="no time field.*TIME_FIELD"):
+        prepare("TDiffRec", config_dict={**SMALL, "load_col": {"inter": ["user_id", "item_id"]}})
+
+
+def test_no_interactions_after_filtering_is_refused(workdir):
+    with pytest.raises(ValueError, match="no interactions"):
+        prepare("DiffRec", config_dict={**SMALL, "user_inter_num_interval": "[100000,inf)"})
