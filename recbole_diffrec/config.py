@@ -106,6 +106,34 @@ class Config(RecBoleConfig):
         compat.apply()
         super().compatibility_settings()
 
+    def _init_device(self):
+        """RecBole's device set-up, with a selectable process-group backend for distributed runs.
+
+        RecBole 1.2.1 always uses nccl and GPU ids. Here ``dist_backend`` (gloo on CPU, nccl on GPUs by
+        default) picks the backend, and ranks without a GPU train on the CPU.
+        """
+        if "local_rank" not in self.final_config_dict:
+            return super()._init_device()
+        import torch
+        import torch.distributed as dist
+
+        cfg = self.final_config_dict
+        use_cuda = bool(cfg.get("use_gpu", True)) and torch.cuda.is_available()
+        backend = cfg.get("dist_backend") or ("nccl" if use_cuda else "gloo")
+        if not dist.is_initialized():
+            dist.init_process_group(
+                backend=backend, rank=cfg["local_rank"] + cfg.get("offset", 0), world_size=cfg["world_size"],
+                init_method=f"tcp://{cfg.get('ip', '127.0.0.1')}:{cfg.get('port', 29500)}",
+            )
+        cfg["single_spec"] = False
+        if use_cuda:
+            torch.cuda.set_device(cfg["local_rank"])
+            cfg["device"] = torch.device("cuda", cfg["local_rank"])
+        else:
+            cfg["device"] = torch.device("cpu")
+        if cfg["local_rank"] != 0:
+            cfg["state"], cfg["show_progress"], cfg["verbose"] = "error", False, False
+
     def _load_cmd_line(self):
         # Command-line settings reach us as config_dict (see quick_start.main); RecBole's own reading of
         # sys.argv would also pick up the arguments of unrelated programs (pytest, the tuner).

@@ -131,6 +131,7 @@ class TimestepSampler(nn.Module):
 
         Equivalent to visiting the batch element by element; done with one scatter and one gather.
         """
+        t, losses = _gather_across_ranks(t, losses)
         steps, history, batch = self.steps, self.history, t.shape[0]
         order = torch.argsort(t, stable=True)
         t_sorted, loss_sorted = t[order], losses[order].to(self.loss_history.dtype)
@@ -146,6 +147,28 @@ class TimestepSampler(nn.Module):
         keep = shift[:, None] + torch.arange(history, device=t.device)[None, :]
         self.loss_history.copy_(torch.gather(scratch, 1, keep))
         self.history_count.copy_(length.clamp_max(history))
+
+
+def _gather_across_ranks(t, losses):
+    """In a distributed run, every rank's (t, loss) pairs in rank order, so each rank's sampler applies
+    the same update and the samplers stay identical. A no-op in a single process."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return t, losses
+    world = dist.get_world_size()
+    size = torch.tensor([t.shape[0]], device=t.device)
+    sizes = [torch.zeros_like(size) for _ in range(world)]
+    dist.all_gather(sizes, size)
+    longest = int(max(s.item() for s in sizes))
+    packed = torch.zeros(2, longest, dtype=torch.float64, device=t.device)
+    packed[0, : t.shape[0]] = t.double()
+    packed[1, : t.shape[0]] = losses.double()
+    gathered = [torch.zeros_like(packed) for _ in range(world)]
+    dist.all_gather(gathered, packed)
+    parts = [g[:, : int(s.item())] for g, s in zip(gathered, sizes)]
+    both = torch.cat(parts, dim=1)
+    return both[0].long(), both[1].to(losses.dtype)
 
 
 # --------------------------------------------------------------------------------------------------

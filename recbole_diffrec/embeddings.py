@@ -5,7 +5,7 @@ training split alone, as the spectral embedding of the user-item graph: the top 
 degree-normalised interaction matrix D_u^-1/2 R D_i^-1/2, scaled by their singular values. That is the
 subspace LightGCN's propagation converges to (its propagation matrix has the same top eigenvectors; see
 Shen et al., "How Powerful is Graph Convolution for Recommendation?", CIKM 2021), obtained in one
-deterministic sparse SVD instead of a training run, and with no dependency on RecBole's LightGCN (whose
+deterministic sparse SVD instead of a training run, with rows scaled to unit length for clustering, and with no dependency on RecBole's LightGCN (whose
 graph code needs scipy < 1.13). Results are cached beside the checkpoints, keyed by the data and settings.
 """
 
@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from scipy.cluster.vq import kmeans2
 from scipy.sparse.linalg import svds
 
-SPECTRAL_VERSION = 1
+SPECTRAL_VERSION = 2
 
 
 def spectral_item_embeddings(users, items, n_users, n_items, dim, seed=0):
@@ -38,7 +38,11 @@ def spectral_item_embeddings(users, items, n_users, n_items, dim, seed=0):
     emb *= np.where(signs == 0, 1, signs)
     if k < dim:
         emb = np.pad(emb, ((0, 0), (0, dim - k)))
-    return emb
+    # Rows to unit length (Ng, Jordan & Weiss 2001): a row's length mostly tracks the item's popularity,
+    # and k-means on raw rows splits off a handful of popular items (measured on the generated
+    # Amazon-book-scale data: clusters of 94,943 and 6 items); on unit rows it groups by direction.
+    norms = np.linalg.norm(emb, axis=1, keepdims=True)
+    return (emb / np.where(norms > 0, norms, 1)).astype(np.float32)
 
 
 def cached_spectral_embeddings(cache_dir, dataset_name, users, items, n_users, n_items, dim, seed=0):

@@ -63,6 +63,40 @@ def run(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=None, config_
     }
 
 
+def _distributed_worker(rank, nproc, port, model, dataset, config_file_list, config_dict, queue):
+    config_dict = {**(config_dict or {}), "local_rank": rank, "world_size": nproc, "nproc": nproc, "offset": 0,
+                   "ip": "127.0.0.1", "port": port}
+    result = run(model, dataset, config_file_list, config_dict)
+    if rank == 0:
+        queue.put(result)
+
+
+def run_distributed(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=None, config_dict=None, nproc=2,
+                    port=None):
+    """Train with `nproc` processes on torch.distributed (gloo on CPU, nccl on GPUs, or `dist_backend`).
+
+    Each rank takes a shard of every epoch's users (train_batch_size is the global batch), gradients are
+    averaged over ranks, and the timestep samplers see every rank's losses, so they stay identical.
+    Returns rank 0's result dict.
+    """
+    import socket
+
+    import torch.multiprocessing as mp
+
+    if port is None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    queue = ctx.SimpleQueue()
+    context = mp.start_processes(_distributed_worker, nprocs=nproc, join=False, start_method="spawn",
+                                 args=(nproc, port, model, dataset, config_file_list, config_dict, queue))
+    result = queue.get()  # before joining: a put blocks until it is read
+    while not context.join():
+        pass
+    return result
+
+
 def parse_overrides(args):
     """``--key=value`` pairs (RecBole's command-line syntax) as a dict of strings."""
     overrides, unknown = {}, []
@@ -93,6 +127,8 @@ def build_parser(prog="run_recbole.py"):
     parser.add_argument("--config_files", default=None,
                         help="space-separated yaml files, later ones win (e.g. dataset_configs/ml-1m_clean.yaml)")
     parser.add_argument("--resume", default=None, help="a checkpoint of an interrupted run to continue from")
+    parser.add_argument("--nproc", type=int, default=1,
+                        help="processes for distributed training (gloo on CPU, nccl on GPUs; --dist_backend=...)")
     return parser
 
 
@@ -117,7 +153,12 @@ def main(argv=None, prog="run_recbole.py"):
     args, rest = build_parser(prog).parse_known_args(argv)
     overrides = _convert(parse_overrides(rest))
     config_files = args.config_files.split() if args.config_files else None
-    result = run(args.model, args.dataset, config_files, overrides, resume_file=args.resume)
+    if args.nproc > 1:
+        if args.resume:
+            raise SystemExit("--resume with --nproc > 1 is not supported; resume in one process")
+        result = run_distributed(args.model, args.dataset, config_files, overrides, nproc=args.nproc)
+    else:
+        result = run(args.model, args.dataset, config_files, overrides, resume_file=args.resume)
     print(f"model: {result['model']}  dataset: {result['dataset']}")
     print(f"best valid: {_fmt(result['best_valid_result'])}")
     print(f"test: {_fmt(result['test_result'])}")

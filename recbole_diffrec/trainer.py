@@ -23,6 +23,10 @@ CHECKPOINT_FORMAT = "recbole-diffrec-checkpoint/1"
 _PLAIN = (str, int, float, bool, type(None))
 
 
+def _distributed():
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
+
+
 class UnsafeCheckpointError(RuntimeError):
     """A checkpoint that holds more than tensors and plain data."""
 
@@ -97,7 +101,10 @@ class SafeCheckpointMixin:
         # RecBole names the file by the second it was made in; two trainers in one second (tuning
         # trials, tests) would overwrite each other's best model. A short random suffix keeps them apart.
         stem, ext = os.path.splitext(self.saved_model_file)
-        self.saved_model_file = f"{stem}-{uuid.uuid4().hex[:6]}{ext}"
+        name = [f"{stem}-{uuid.uuid4().hex[:6]}{ext}"]
+        if _distributed():  # every rank reads the file rank 0 writes
+            torch.distributed.broadcast_object_list(name, src=0)
+        self.saved_model_file = name[0]
 
     def _checkpoint_state(self, epoch):
         return {
@@ -150,6 +157,8 @@ class SafeCheckpointMixin:
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         if load_best_model and eval_data:
+            if _distributed():
+                torch.distributed.barrier()  # rank 0 has finished writing the best model
             path = model_file or self.saved_model_file
             self._load_model_state(load_checkpoint(path, map_location=self.device))
             self.logger.info(f"Loading model structure and parameters from {path}")
@@ -164,6 +173,33 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
     are read once at its end, so a step never waits on the host; a non-finite loss stops training with
     the epoch, the batch and a hint, and the last good checkpoint is kept.
     """
+
+    def __init__(self, config, model):
+        # RecBole wraps the model in DistributedDataParallel with GPU device ids, which a CPU (gloo) run
+        # cannot take; our epoch all-reduces the gradients itself, so the wrapper is not built.
+        distributed = not config["single_spec"]
+        config["single_spec"] = True
+        try:
+            super().__init__(config, model)
+        finally:
+            config["single_spec"] = not distributed
+        self.distributed = distributed
+        if distributed:  # ranks were seeded apart: start every replica from rank 0's weights and state
+            for tensor in self.model.state_dict().values():
+                torch.distributed.broadcast(tensor, src=0)
+
+    def _all_reduce_gradients(self):
+        """Average the gradients over the ranks in one flat all-reduce."""
+        import torch.distributed as dist
+
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= dist.get_world_size()
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            offset += g.numel()
 
     @property
     def last_checkpoint_file(self):
@@ -199,12 +235,10 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
         for interaction in iter_data:
             interaction = interaction.to(self.device)
             self.optimizer.zero_grad()
-            sync_loss = 0
-            if not self.config["single_spec"]:
-                self.set_reduce_hook()
-                sync_loss = self.sync_grad_loss()
             loss = loss_func(interaction)
-            (loss + sync_loss).backward()
+            loss.backward()
+            if self.distributed:
+                self._all_reduce_gradients()
             if self.clip_grad_norm:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
             self.optimizer.step()
