@@ -77,6 +77,7 @@ class DiffusionRecommender(GeneralRecommender):
         super().__init__(config, dataset)
         self.settings = self.read_settings(SettingsReader(config))
         s = self.settings
+        self.seed, self.checkpoint_dir = config["seed"], config["checkpoint_dir"]  # RecBole's own keys
         users, items = self.training_pairs(dataset)
         if len(users) == 0:
             raise ValueError("the training split holds no interactions: nothing to train on")

@@ -163,13 +163,13 @@ class LDiffRec(DiffRec):
 
     # ---- item embeddings and clusters ----------------------------------------------------------
     def item_embeddings(self, dataset):
-        s, config = self.settings, self.config_view
+        s = self.settings
         if s["item_emb_source"] == "file":
             return self._embeddings_from_file(dataset, s["item_emb_file"])
         users, items = self.training_pairs(dataset)
         emb, path, reused = cached_spectral_embeddings(
-            config["checkpoint_dir"], dataset.dataset_name, users, items, self.n_users, self.n_items,
-            s["item_emb_dim"], seed=config["seed"],
+            self.checkpoint_dir, dataset.dataset_name, users, items, self.n_users, self.n_items,
+            s["item_emb_dim"], seed=self.seed,
         )
         self.embedding_source = f"spectral embeddings {'read from' if reused else 'cached at'} {path}"
         return emb
@@ -205,13 +205,9 @@ class LDiffRec(DiffRec):
         if self.settings["n_cate"] == 1:
             return np.zeros(self.n_items, dtype=np.int64)
         emb = self.item_embeddings(dataset)
-        return kmeans_clusters(emb, self.settings["n_cate"], seed=self.config_view["seed"])
+        return kmeans_clusters(emb, self.settings["n_cate"], seed=self.seed)
 
     # ---- RecBole interface ---------------------------------------------------------------------
-    def __init__(self, config, dataset):
-        self.config_view = {"checkpoint_dir": config["checkpoint_dir"], "seed": config["seed"]}
-        super().__init__(config, dataset)
-
     def annealed_weights(self):
         """(lamda, beta) at the current update (paper's code): lamda decays linearly to anneal_cap over
         anneal_steps; the KL weight rises linearly to vae_anneal_cap over vae_anneal_steps."""
