@@ -44,6 +44,27 @@ def create_dataset(config, model_class=None):
     return dataset
 
 
+def _check_split(train_set, valid_set, test_set):
+    """Users with no training interaction cannot be scored (their input vector is empty): refused.
+    Items seen only in evaluation can be ranked but were never learned: counted in a warning (a random
+    split of ml-100k has a few, and refusing them would refuse RecBole's own default split)."""
+    uid, iid = train_set.uid_field, train_set.iid_field
+    train_users = np.unique(train_set.inter_feat[uid].numpy())
+    train_items = np.unique(train_set.inter_feat[iid].numpy())
+    for name, part in (("valid", valid_set), ("test", test_set)):
+        users = np.setdiff1d(part.inter_feat[uid].numpy(), train_users)
+        if len(users):
+            tokens = train_set.id2token(uid, users[:5]).tolist()
+            raise ValueError(
+                f"{len(users)} users of the {name} split have no training interactions (e.g. tokens {tokens}); "
+                "a diffusion model denoises a user's history and cannot score them. Filter them out "
+                "(user_inter_num_interval) or change the split (eval_args)"
+            )
+        items = np.setdiff1d(part.inter_feat[iid].numpy(), train_items)
+        if len(items):
+            getLogger().warning(f"{len(items)} items of the {name} split never occur in training")
+
+
 def data_preparation(config, dataset, model_class):
     """(train, valid, test) loaders. Our models get :class:`TrainingUserLoader` and an evaluation batch
     of `eval_batch_users` users; RecBole's models get exactly what RecBole gives them."""
@@ -55,6 +76,7 @@ def data_preparation(config, dataset, model_class):
     built = dataset.build()
     train_set, valid_set, test_set = built
     _, valid_sampler, test_sampler = create_samplers(config, dataset, built)
+    _check_split(train_set, valid_set, test_set)
     train = TrainingUserLoader(config, train_set, None, shuffle=True)
     valid = get_dataloader(config, "valid")(config, valid_set, valid_sampler, shuffle=False)
     test = get_dataloader(config, "test")(config, test_set, test_sampler, shuffle=False)

@@ -83,3 +83,30 @@ def test_tdiffrec_refuses_dataset_without_time_field(workdir):
 def test_no_interactions_after_filtering_is_refused(workdir):
     with pytest.raises(ValueError, match="no interactions"):
         prepare("DiffRec", config_dict={**SMALL, "user_inter_num_interval": "[100000,inf)"})
+
+
+def test_tdiffrec_refuses_non_finite_timestamps(workdir):
+    folder = workdir / "data" / "toy"
+    folder.mkdir(parents=True)
+    rows = ["user_id:token\titem_id:token\ttimestamp:float"]
+    rng = np.random.default_rng(0)
+    for n in range(300):
+        rows.append(f"{n % 30}\t{rng.integers(0, 40)}\t{'inf' if n == 17 else n}")
+    (folder / "toy.inter").write_text("\n".join(rows) + "\n")
+    with pytest.raises(ValueError, match="non-finite 'timestamp'"):
+        prepare("TDiffRec", "toy", None, {**SMALL, "data_path": str(workdir / "data"),
+                                          "load_col": {"inter": ["user_id", "item_id", "timestamp"]}})
+
+
+def test_users_only_in_test_are_refused(workdir):
+    folder = workdir / "data" / "cold"
+    folder.mkdir(parents=True)
+    for split, rows in (("train", [(u, i) for u in range(20) for i in range(u % 7, u % 7 + 6)]),
+                        ("valid", [(u, (u + 3) % 13) for u in range(20)]),
+                        ("test", [(u, (u + 5) % 13) for u in range(20)] + [(99, 1)])):
+        lines = ["user_id:token\titem_id:token"] + [f"{u}\t{i}" for u, i in rows]
+        (folder / f"cold.{split}.inter").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"1 users of the test split have no training interactions.*'99'"):
+        prepare("DiffRec", "cold", None, {**SMALL, "data_path": str(workdir / "data"),
+                                          "benchmark_filename": ["train", "valid", "test"],
+                                          "load_col": {"inter": ["user_id", "item_id"]}})
