@@ -15,6 +15,7 @@ benchmarks/configs/<dataset>/Model@variant.yaml and is labelled so in the table.
 import argparse
 import csv
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -50,7 +51,8 @@ def child(label, seed, dataset, config_files, extra):
         "total_seconds": time.perf_counter() - start,
         "params": sum(p.numel() for p in net.parameters()),
         "peak_host_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "settings": json.dumps(extra, sort_keys=True), "config_files": " ".join(config_files),
+        "settings": json.dumps(extra, sort_keys=True),
+        "config_files": " ".join(os.path.relpath(f, REPO) for f in config_files),
     }
 
 
@@ -72,6 +74,10 @@ def write_report(dataset, csv_path):
            "| model | seeds | R@10 | R@20 | N@10 | N@20 | s/epoch | total s | params | peak MB |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     summary = {}
+
+    def params(n):  # RecBole's non-parametric models (EASE, ItemKNN, Pop) report a placeholder parameter
+        return f"{int(n):,}" if n > 1 else "n/a"
+
     for model in models:
         mine = [r for r in rows if r["model"] == model]
         cells = []
@@ -81,8 +87,21 @@ def write_report(dataset, csv_path):
             cells.append(f"{values.mean():.4f} ± {values.std():.4f}")
         mean = lambda k: np.mean([float(r[k]) for r in mine])  # noqa: E731
         out.append(f"| {model} | {len(mine)} | " + " | ".join(cells) +
-                   f" | {mean('seconds_per_epoch'):.2f} | {mean('total_seconds'):.0f} | {int(mean('params')):,} |"
+                   f" | {mean('seconds_per_epoch'):.2f} | {mean('total_seconds'):.0f} | {params(mean('params'))} |"
                    f" {mean('peak_host_mb'):.0f} |")
+    sys.path.insert(0, str(REPO))
+    from recbole_diffrec.config import model_classes
+
+    ours = [m for m in models if m.split("@")[0] in model_classes()]
+    baselines = [m for m in models if m not in ours]
+    if ours and baselines:
+        out += ["", "## Against the baselines", ""]
+        for metric in ("recall@20", "ndcg@20"):
+            best = max(baselines, key=lambda m: summary[m][metric])
+            for m in ours:
+                verdict = "beats" if summary[m][metric] > summary[best][metric] else "does NOT beat"
+                out.append(f"- {m} {verdict} the best baseline on test {metric} ({best}): "
+                           f"{summary[m][metric]:.4f} vs {summary[best][metric]:.4f}")
     out += ["", "## Settings of each row", ""]
     for model in models:
         r = [r for r in rows if r["model"] == model][0]
