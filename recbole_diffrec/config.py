@@ -7,7 +7,6 @@
 """
 
 import importlib.resources
-import os
 from pathlib import Path
 
 from recbole.config import Config as RecBoleConfig

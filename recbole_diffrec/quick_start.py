@@ -3,14 +3,13 @@
 import argparse
 import ast
 import logging
-import os
 import sys
 from logging import getLogger
 
 from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_diffrec import compat
-from recbole_diffrec.config import Config, is_ours, model_classes
+from recbole_diffrec.config import Config, model_classes
 from recbole_diffrec.data import create_dataset, data_preparation
 from recbole_diffrec.trainer import get_trainer
 

@@ -9,7 +9,6 @@ The mixin goes onto whichever RecBole trainer a model needs, so RecBole's own mo
 import os
 import pickle
 import uuid
-from time import time
 
 import numpy as np
 import scipy.sparse as sp

@@ -1,6 +1,5 @@
 """Contracts: lookup, yaml/code agreement, setting validation, checkpoints."""
 
-import pickle
 
 import pytest
 import torch

@@ -2,8 +2,6 @@
 
 import socket
 
-import pytest
-import torch
 import torch.multiprocessing as mp
 
 from recbole_diffrec.quick_start import prepare, run, run_distributed

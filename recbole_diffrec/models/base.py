@@ -6,7 +6,6 @@ tells our data preparation and trainer what it needs (by class attributes, not b
 """
 
 import numpy as np
-import torch
 from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType, ModelType
 
