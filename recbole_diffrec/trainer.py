@@ -242,6 +242,7 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
             self.optimizer.step()
             batch_losses.append(loss.detach())
+        self.model.epoch_finished()
         losses = torch.stack(batch_losses).double().cpu().numpy()  # the epoch's one host sync
         bad = np.flatnonzero(~np.isfinite(losses))
         if len(bad):

@@ -48,16 +48,54 @@ def test_group_sizes_split_latent_and_sum_up():
 
 
 def test_group_vae_scores_come_back_in_item_order():
-    """Decoders that echo a per-group code: each item's score must land in its own column."""
+    """Per-group decoders that echo their own item ids: each item's score must land in its own column."""
     groups = [torch.tensor([3, 0, 5]), torch.tensor([1, 4, 2])]
-    vae = GroupVAE(groups, 6, in_dims=[6], out_dims=[])
+    vae = GroupVAE(groups, 6, in_dims=[6], out_dims=[4])
     for decoder, items in zip(vae.decoders, groups):
-        layer = decoder[0]
+        layer = decoder[-1]
         with torch.no_grad():
             layer.weight.zero_()
             layer.bias.copy_(items.float())  # output j of this group = its own item id
     scores = vae.decode(torch.zeros(2, 6))
     assert torch.equal(scores[0], torch.arange(6).float())
+
+
+def test_group_encoders_read_their_own_items():
+    """A planted input touching only group 0's items moves only group 0's latent code."""
+    groups = [torch.tensor([3, 0, 5]), torch.tensor([1, 4, 2])]
+    vae = GroupVAE(groups, 6, in_dims=[6], out_dims=[]).eval()
+    x = torch.zeros(1, 6)
+    x[0, [0, 3, 5]] = 1.0
+    z, _, h = vae.encode(x)
+    z0, _, _ = vae.encode(torch.zeros(1, 6))
+    moved = (z != z0)[0]
+    assert moved[:3].all() and not moved[3:].any()
+    assert torch.equal(h, x)  # no normalisation; dropout is off in eval mode
+
+
+def test_group_vae_parameters_match_the_paper_layout():
+    """out_dims empty: per-group encoders n_g -> 2 L_g and one decoder L -> n over all items."""
+    groups = [torch.arange(0, 30), torch.arange(30, 100)]
+    vae = GroupVAE(groups, 100, in_dims=[20], out_dims=[])
+    assert vae.latent_sizes == [6, 14]
+    expected = (30 + 1) * 12 + (70 + 1) * 28 + (20 + 1) * 100
+    assert sum(p.numel() for p in vae.parameters()) == expected
+    assert all(torch.count_nonzero(m.bias) == 0 for m in vae.modules() if isinstance(m, torch.nn.Linear))
+
+
+def test_lamda_anneals_per_epoch_and_beta_per_batch(workdir):
+    _, _, model, _ = prepare("LDiffRec", config_dict={**FAST, "lamda": 0.03, "anneal_cap": 0.005,
+                                                      "anneal_steps": 10, "vae_anneal_cap": 0.3,
+                                                      "vae_anneal_steps": 200})
+    model.update_count.fill_(50)
+    lamda, beta = model.annealed_weights()
+    assert lamda.item() == pytest.approx(0.03) and beta.item() == pytest.approx(0.25)
+    for _ in range(4):
+        model.epoch_finished()
+    lamda, _ = model.annealed_weights()
+    assert lamda.item() == pytest.approx(0.03 * 0.6)
+    model.epoch_count.fill_(9)
+    assert model.annealed_weights()[0].item() == pytest.approx(0.005)  # floor: 0.003 < anneal_cap
 
 
 def test_embedding_cache_is_reused(tmp_path, monkeypatch):
@@ -75,11 +113,13 @@ def test_ldiffrec_trains_on_ml100k_with_learned_embeddings(workdir):
     _, (train, valid, _), model, trainer = prepare("LDiffRec", config_dict=FAST)
     assert "spectral" in model.embedding_source
     trainer.fit(train, valid, saved=False, show_progress=False)
+    assert model.epoch_count.item() == 1  # the trainer reports each epoch
     groups = model.autoencoder.groups()
     covered = torch.sort(torch.cat(groups)).values
     assert torch.equal(covered, torch.arange(model.n_items))
-    # parameters, counted independently: per group an encoder n_g -> 2 L_g and a decoder L_g -> n_g
-    vae = sum((len(g) + 1) * 2 * L + (L + 1) * len(g) for g, L in zip(groups, model.autoencoder.latent_sizes))
+    # parameters, counted independently: per group an encoder n_g -> 2 L_g; one decoder 300 -> n_items
+    vae = sum((len(g) + 1) * 2 * L for g, L in zip(groups, model.autoencoder.latent_sizes))
+    vae += (300 + 1) * model.n_items
     assert sum(model.autoencoder.latent_sizes) == 300
     assert sum(p.numel() for p in model.autoencoder.parameters()) == vae
 

@@ -123,6 +123,9 @@ class DiffusionRecommender(GeneralRecommender):
         scores = self.user_scores(interaction[self.USER_ID])
         return scores.gather(1, interaction[self.ITEM_ID].unsqueeze(1)).squeeze(1)
 
+    def epoch_finished(self):
+        """Called by the trainer after every training epoch (L-DiffRec anneals per epoch)."""
+
     def optimizer_groups(self, learning_rate):
         """Parameter groups for the optimizer; one group at the configured learning rate by default."""
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": learning_rate}]

@@ -7,7 +7,8 @@ Reference:
 
 Items are clustered (k-means on item embeddings) into `n_cate` groups; each group's slice of the
 interaction vector is compressed by its own VAE encoder; the diffusion runs on the concatenated latent
-code and the per-group decoders map the denoised code back to item scores, returned in RecBole's item
+code and the decoder maps the denoised code back to item scores (one linear layer over the whole code
+with `out_dims` empty, as the paper's code; per-group decoders otherwise), returned in RecBole's item
 order whatever the cluster permutation.
 """
 
@@ -24,13 +25,13 @@ from recbole_diffrec.settings import SettingError
 EMB_SOURCES = ("learned", "file", "none")
 
 
-def mlp(dims, activation):
+def mlp(dims, activation, last_activation=False):
     layers = []
     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
         linear = nn.Linear(a, b)
         init_linear(linear)
         layers.append(linear)
-        if i < len(dims) - 2:
+        if i < len(dims) - 2 or last_activation:
             layers.append(activation)
     return nn.Sequential(*layers)
 
@@ -57,15 +58,19 @@ def group_sizes(total_dims, group_lengths, n_items):
 
 
 class GroupVAE(nn.Module):
-    """One VAE encoder and decoder per item group (L-DiffRec's autoencoder).
+    """One VAE encoder per item group (L-DiffRec's autoencoder), and the decoder back to items.
+
+    As the paper's code: the encoders read the raw interaction values after dropout (no normalisation)
+    and end in the activation (with tanh, mu and log-variance lie in (-1, 1)); with `out_dims` empty the decoder is one linear layer from the whole latent code to every item.
+    With `out_dims` given, each group has its own decoder L_g -> out_dims share -> n_g.
 
     Args:
         groups: list of LongTensors, the item ids (RecBole ids) of each group; together all items once.
         n_items: catalogue size.
         in_dims: encoder hidden sizes, the last being the total latent size; split across groups.
-        out_dims: decoder hidden sizes (may be empty), split across groups likewise.
+        out_dims: decoder hidden sizes (may be empty: one shared linear decoder), split across groups.
         activation: a key of ACTIVATIONS.
-        dropout: dropout on the (L2-normalised) input.
+        dropout: dropout on the input.
         reparam: sample z by reparameterisation while training (else z = mu).
     """
 
@@ -73,15 +78,24 @@ class GroupVAE(nn.Module):
         super().__init__()
         lengths = [len(g) for g in groups]
         enc_sizes = group_sizes(in_dims, lengths, n_items)
-        dec_sizes = group_sizes(out_dims, lengths, n_items) if out_dims else [[] for _ in groups]
         act = _Activation(activation)
+        # The paper's encoders end in the activation too, so mu and log-variance lie in its range.
         self.encoders = nn.ModuleList(
-            mlp([n] + e[:-1] + [2 * e[-1]], act) for n, e in zip(lengths, enc_sizes)
-        )
-        self.decoders = nn.ModuleList(
-            mlp([e[-1]] + d + [n], act) for n, e, d in zip(lengths, enc_sizes, dec_sizes)
+            mlp([n] + e[:-1] + [2 * e[-1]], act, last_activation=True) for n, e in zip(lengths, enc_sizes)
         )
         self.latent_sizes = [e[-1] for e in enc_sizes]
+        if out_dims:
+            dec_sizes = group_sizes(out_dims, lengths, n_items)
+            self.decoders = nn.ModuleList(
+                mlp([e[-1]] + d + [n], act) for n, e, d in zip(lengths, enc_sizes, dec_sizes)
+            )
+            self.decoder = None
+        else:
+            self.decoders = None
+            self.decoder = mlp([in_dims[-1], n_items], act)
+        for module in self.modules():  # the paper's autoencoder: Xavier-normal weights, zero biases
+            if isinstance(module, nn.Linear):
+                nn.init.zeros_(module.bias)
         for g, item_ids in enumerate(groups):
             self.register_buffer(f"group_{g}", item_ids.clone(), persistent=False)
         self.n_groups, self.n_items = len(groups), n_items
@@ -92,8 +106,9 @@ class GroupVAE(nn.Module):
         return [getattr(self, f"group_{g}") for g in range(self.n_groups)]
 
     def encode(self, x):
-        """(z, KL) for interaction vectors x in item order."""
-        h = self.drop(F.normalize(x))
+        """(z, KL, h) for interaction vectors x in item order; h is the input after dropout, which the
+        paper's code also uses as the reconstruction target."""
+        h = self.drop(x)
         mus, logvars = [], []
         for encoder, items in zip(self.encoders, self.groups()):
             mu, logvar = encoder(h[:, items]).chunk(2, dim=-1)
@@ -102,10 +117,12 @@ class GroupVAE(nn.Module):
         mu, logvar = torch.cat(mus, -1), torch.cat(logvars, -1)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training and self.reparam else mu
         kl = -0.5 * torch.mean(torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1))
-        return z, kl
+        return z, kl, h
 
     def decode(self, z):
         """Item scores in item order from latent codes."""
+        if self.decoder is not None:
+            return self.decoder(z)
         out = z.new_zeros(z.shape[0], self.n_items)
         for decoder, items, part in zip(self.decoders, self.groups(), z.split(self.latent_sizes, dim=-1)):
             out[:, items] = decoder(part)
@@ -159,7 +176,8 @@ class LDiffRec(DiffRec):
                                     s["ae_dropout"], s["reparam"])
         self.denoiser = MLPDenoiser(s["in_dims"][-1], s["dims_dnn"], s["embedding_size"], s["mlp_act_func"],
                                     s["dropout"], s["norm"])
-        self.register_buffer("update_count", torch.zeros((), dtype=torch.long))
+        self.register_buffer("update_count", torch.zeros((), dtype=torch.long))  # batches trained
+        self.register_buffer("epoch_count", torch.zeros((), dtype=torch.long))  # epochs trained
 
     # ---- item embeddings and clusters ----------------------------------------------------------
     def item_embeddings(self, dataset):
@@ -208,12 +226,17 @@ class LDiffRec(DiffRec):
         return kmeans_clusters(emb, self.settings["n_cate"], seed=self.seed)
 
     # ---- RecBole interface ---------------------------------------------------------------------
+    def epoch_finished(self):
+        self.epoch_count += 1
+
     def annealed_weights(self):
-        """(lamda, beta) at the current update (paper's code): lamda decays linearly to anneal_cap over
-        anneal_steps; the KL weight rises linearly to vae_anneal_cap over vae_anneal_steps."""
+        """(lamda, beta) now, as the paper's code counts: lamda decays linearly to anneal_cap over
+        anneal_steps *epochs*; the KL weight rises linearly to vae_anneal_cap over vae_anneal_steps
+        *batches*."""
         s, step = self.settings, self.update_count.double()
         if s["anneal_steps"] > 0:
-            lamda = torch.clamp((1.0 - step / s["anneal_steps"]) * s["lamda"], min=s["anneal_cap"])
+            epochs = self.epoch_count.double()
+            lamda = torch.clamp((1.0 - epochs / s["anneal_steps"]) * s["lamda"], min=s["anneal_cap"])
         else:
             lamda = torch.full_like(step, max(s["lamda"], s["anneal_cap"]))
         if s["vae_anneal_steps"] > 0:
@@ -224,20 +247,22 @@ class LDiffRec(DiffRec):
 
     def calculate_loss(self, interaction):
         x = self.inputs.dense(interaction[self.USER_ID])
-        z, kl = self.autoencoder.encode(x)
+        z, kl, target = self.autoencoder.encode(x)
         t, pt = self.sampler.sample(x.shape[0])
         losses, z0 = self.diffusion.training_losses(self.denoiser, z, t, reweight=self.settings["reweight"],
                                                     return_x0=True)
         self.sampler.update(t, losses.detach())
         elbo = (losses / pt.to(losses.dtype)).mean()
         recon = self.autoencoder.decode(z0)
-        multinomial = -(F.log_softmax(recon, dim=1) * x).sum(-1).mean()
+        multinomial = -(F.log_softmax(recon, dim=1) * target).sum(-1).mean()
         lamda, beta = self.annealed_weights()
         self.update_count += 1
-        return lamda * elbo + multinomial + beta * kl
+        if self.settings["reweight"]:
+            return lamda * elbo + multinomial + beta * kl
+        return elbo + lamda * (multinomial + beta * kl)  # the paper's code without SNR reweighting
 
     def user_scores(self, users):
-        z, _ = self.autoencoder.encode(self.inputs.dense(users))
+        z, _, _ = self.autoencoder.encode(self.inputs.dense(users))
         return self.autoencoder.decode(self.denoise(self.denoiser, z))
 
     def optimizer_groups(self, learning_rate):
