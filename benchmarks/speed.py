@@ -2,9 +2,11 @@
 
 One run, the same data and settings (the paper's ML-1M clean DiffRec settings; RecBole's dims_dnn
 [600, 200, 600] gives it the same (n+10) -> 600 -> 200 -> 600 -> n MLP as the paper's dims [200, 600]).
-Each (model, phase) runs in a fresh subprocess so its peak host memory is its own. Phases: one training
-epoch (after one warm-up epoch), one full-sort evaluation of all validation users. Writes
-benchmarks/results/speed-<device>.{json,md} with the hardware and versions.
+Each (model, phase) runs in a fresh subprocess so its peak host memory is its own. Phases: a training
+epoch (mean of --epochs, after one warm-up epoch), a full-sort evaluation of all validation users (after
+one warm-up evaluation: the steady cost of each validation of a run). RecBole's DiffRec runs first in
+every round, and the tables are rewritten after every row, so a run cut short still leaves same-run
+ratios. Writes benchmarks/results/speed-<device>.{json,md} with the hardware and versions.
 
     python benchmarks/speed.py                        # needs dataset/ml-1m_clean (see README)
     python benchmarks/speed.py --models DiffRec recbole.DiffRec --device cuda
@@ -55,6 +57,11 @@ def measure(model, phase, device, data_path, epochs=1):
         for epoch in range(epochs):
             trainer._train_epoch(train, epoch + 1)
     else:
+        trainer.evaluate(valid, load_best_model=False)  # warm-up, as the first validation of a run
+        sync()
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        start = time.perf_counter()
         result = trainer.evaluate(valid, load_best_model=False)
     sync()
     seconds = (time.perf_counter() - start) / (epochs if phase == "train" else 1)
@@ -83,7 +90,7 @@ def hardware(device):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=["DiffRec", "TDiffRec", "LDiffRec", "recbole.DiffRec"])
+    parser.add_argument("--models", nargs="+", default=["recbole.DiffRec", "DiffRec", "TDiffRec", "LDiffRec"])
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--data_path", default=str(REPO / "dataset"))
     parser.add_argument("--epochs", type=int, default=2, help="timed training epochs (averaged)")
@@ -107,30 +114,36 @@ def main():
             sys.exit(f"{model} {phase} failed:\n{proc.stderr[-3000:]}")
         rows.append(json.loads(line[0][len("RESULT "):]))
         print("   ", rows[-1], flush=True)
+        report(args, rows)
+    print(report(args, rows))
+
+
+def report(args, all_rows):
+    """Write the json and md for the rows so far (fastest round per model and phase); return the md."""
     best = {}
-    for r in rows:  # fastest of the rounds per (model, phase)
+    for r in all_rows:
         key = (r["model"], r["phase"])
         if key not in best or r["seconds"] < best[key]["seconds"]:
             best[key] = r
     rows = list(best.values())
     ref = {r["phase"]: r for r in rows if r["model"] == "recbole.DiffRec"}
+    cuda = args.device == "cuda"
     lines = [f"# Speed on {args.device}: ML-1M clean, the paper's DiffRec settings", "",
              f"Hardware and versions: `{json.dumps(hardware(args.device))}`", "",
              "| model | phase | seconds | x faster than recbole.DiffRec | params | peak host MB"
-             + (" | peak device MB |" if args.device == "cuda" else " |"),
-             "|---|---|---|---|---|---|" + ("---|" if args.device == "cuda" else "")]
+             + (" | peak device MB |" if cuda else " |"),
+             "|---|---|---|---|---|---|" + ("---|" if cuda else "")]
     for r in rows:
         ratio = ref[r["phase"]]["seconds"] / r["seconds"] if r["phase"] in ref else float("nan")
-        lines.append(f"| {r['model']} | {r['phase']} | {r['seconds']:.2f} | {ratio:.1f} | {r['params']:,} | "
-                     f"{r['peak_host_mb']:.0f} |" + (f" {r['peak_device_mb']:.0f} |" if args.device == "cuda" else ""))
+        lines.append(f"| {r['model']} | {r['phase']} | {r['seconds']:.3f} | {ratio:.1f} | {r['params']:,} | "
+                     f"{r['peak_host_mb']:.0f} |" + (f" {r['peak_device_mb']:.0f} |" if cuda else ""))
     lines += ["", "Command: `python benchmarks/speed.py " + " ".join(sys.argv[1:]) + "`"]
     out = REPO / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / f"speed-{args.device}.json").write_text(json.dumps({"hardware": hardware(args.device), "rows": rows},
                                                              indent=1))
     (out / f"speed-{args.device}.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
-
+    return "\n".join(lines)
 
 if __name__ == "__main__":
     main()

@@ -108,12 +108,18 @@ class Config(RecBoleConfig):
     def _init_device(self):
         """RecBole's device set-up, with a selectable process-group backend for distributed runs.
 
-        RecBole 1.2.1 always uses nccl and GPU ids. Here ``dist_backend`` (gloo on CPU, nccl on GPUs by
+        RecBole 1.2.1 ignores ``use_gpu`` and always uses nccl and GPU ids. Here ``use_gpu: False`` runs on the
+        CPU, and ``dist_backend`` (gloo on CPU, nccl on GPUs by
         default) picks the backend, and ranks without a GPU train on the CPU.
         """
-        if "local_rank" not in self.final_config_dict:
-            return super()._init_device()
         import torch
+
+        if "local_rank" not in self.final_config_dict:
+            super()._init_device()
+            # RecBole 1.2.1 picks the device from gpu_id alone; use_gpu: False means the CPU, as its docs say.
+            if not self.final_config_dict.get("use_gpu", True):
+                self.final_config_dict["device"] = torch.device("cpu")
+            return
         import torch.distributed as dist
 
         cfg = self.final_config_dict

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from recbole.data import create_dataset as recbole_create_dataset
 from recbole.data import data_preparation as recbole_data_preparation
-from recbole.data.dataloader import AbstractDataLoader, UserDataLoader
+from recbole.data.dataloader import AbstractDataLoader, FullSortEvalDataLoader, UserDataLoader
 from recbole.data.interaction import Interaction
 from recbole.data.utils import create_samplers, get_dataloader
 
@@ -22,6 +22,37 @@ class TrainingUserLoader(UserDataLoader):
         self.user_list = Interaction({self.uid_field: torch.from_numpy(users)})
         self.sample_size = len(self.user_list)
         AbstractDataLoader.__init__(self, config, dataset, sampler, shuffle=True)
+
+
+class CachedFullSortEvalDataLoader(FullSortEvalDataLoader):
+    """RecBole's full-sort evaluation loader, with each batch built once.
+
+    RecBole rebuilds every batch at every validation with a Python loop over its users; the evaluation
+    users and their batches never change, so ours builds a batch once, with one concatenation, and hands
+    out the same tensors afterwards (the evaluation only reads them). What a batch holds is RecBole's:
+    the users, (row, item) of their history to mask, (row, item) of their positives.
+    """
+
+    def collate_fn(self, index):
+        key = tuple(int(i) for i in index)
+        cache = self.__dict__.setdefault("_batches", {})
+        if key not in cache:
+            cache[key] = self._build_batch(np.asarray(index))
+        return cache[key]
+
+    def _build_batch(self, index):
+        if self.is_sequential:
+            return super().collate_fn(index)
+        user_df = self.user_df[index]
+        uids = user_df[self.uid_field].numpy()
+
+        def rows_and_items(per_user):
+            lengths = torch.tensor([len(items) for items in per_user], dtype=torch.int64)
+            rows = torch.repeat_interleave(torch.arange(len(per_user)), lengths)
+            return rows, torch.cat(list(per_user))
+
+        return (user_df, rows_and_items(self.uid2history_item[uids]),
+                *rows_and_items(self.uid2positive_item[uids]))
 
 
 def create_dataset(config, model_class=None):
@@ -65,6 +96,35 @@ def _check_split(train_set, valid_set, test_set):
             getLogger().warning(f"{len(items)} items of the {name} split never occur in training")
 
 
+CPU_EVAL_BATCH_USERS = 512
+# Bytes per score in the evaluation of one batch: the reverse chain keeps a few (users x items) float32
+# tensors alive at once (x_t, the denoiser's output and activations, RecBole's masked copy); 16 floats
+# per score is a generous bound.
+EVAL_BYTES_PER_SCORE = 64
+
+
+def eval_batch_users(config, dataset):
+    """Users per full-sort evaluation batch: `eval_batch_users`, or with 0, 512 on the CPU and on a GPU as
+    many as a quarter of its free memory holds (all users where they fit): fewer, larger batches mean
+    fewer launches and fewer of RecBole's per-batch host steps."""
+    users = config["eval_batch_users"]
+    if users:
+        return users
+    device = config["device"]
+    if device.type != "cuda":
+        return CPU_EVAL_BATCH_USERS
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(device)
+    fits = (free // 4) // (EVAL_BYTES_PER_SCORE * dataset.item_num)
+    return int(max(1, min(fits, dataset.user_num)))
+
+
+def _eval_loader(config, phase):
+    loader = get_dataloader(config, phase)
+    return CachedFullSortEvalDataLoader if loader is FullSortEvalDataLoader else loader
+
+
 def data_preparation(config, dataset, model_class):
     """(train, valid, test) loaders. Our models get :class:`TrainingUserLoader` and an evaluation batch
     of `eval_batch_users` users; RecBole's models get exactly what RecBole gives them."""
@@ -72,12 +132,12 @@ def data_preparation(config, dataset, model_class):
 
     if not is_ours(model_class):
         return recbole_data_preparation(config, dataset)
-    config["eval_batch_size"] = config["eval_batch_users"] * dataset.item_num
+    config["eval_batch_size"] = eval_batch_users(config, dataset) * dataset.item_num
     built = dataset.build()
     train_set, valid_set, test_set = built
     _, valid_sampler, test_sampler = create_samplers(config, dataset, built)
     _check_split(train_set, valid_set, test_set)
     train = TrainingUserLoader(config, train_set, None, shuffle=True)
-    valid = get_dataloader(config, "valid")(config, valid_set, valid_sampler, shuffle=False)
-    test = get_dataloader(config, "test")(config, test_set, test_sampler, shuffle=False)
+    valid = _eval_loader(config, "valid")(config, valid_set, valid_sampler, shuffle=False)
+    test = _eval_loader(config, "test")(config, test_set, test_sampler, shuffle=False)
     return train, valid, test

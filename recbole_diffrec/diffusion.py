@@ -85,8 +85,8 @@ def timestep_embedding(timesteps, dim, max_period=10000):
 
 
 def _gather(constants, t):
-    """constants[t] as float32, shaped (B, 1) to broadcast over items."""
-    return constants[t].float().unsqueeze(-1)
+    """constants[t], shaped (B, 1) to broadcast over items (pass the float32 copy: one kernel, no cast)."""
+    return constants[t].unsqueeze(-1)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -135,7 +135,8 @@ class TimestepSampler(nn.Module):
         steps, history, batch = self.steps, self.history, t.shape[0]
         order = torch.argsort(t, stable=True)
         t_sorted, loss_sorted = t[order], losses[order].to(self.loss_history.dtype)
-        counts = torch.bincount(t, minlength=steps)
+        # index_add_, not bincount: bincount reads the largest index back to the host on CUDA.
+        counts = torch.zeros(steps, dtype=torch.long, device=t.device).index_add_(0, t, torch.ones_like(t))
         group_start = torch.cumsum(counts, 0) - counts
         rank = torch.arange(batch, device=t.device) - group_start[t_sorted]
         # A scratch row per step: old history, then this batch's losses for that step.
@@ -217,6 +218,9 @@ class GaussianDiffusion(nn.Module):
             constants["posterior_mean_coef2"] = (1.0 - alphas_cumprod_prev) * np.sqrt(alphas) / (1.0 - alphas_cumprod)
         for name, value in constants.items():
             self.register_buffer(name, torch.tensor(value, dtype=torch.float64), persistent=False)
+            # float32 copies for the per-row coefficients of the training step (the values the step
+            # would get by casting, cast once here)
+            self.register_buffer(f"{name}_f32", torch.tensor(value, dtype=torch.float64).float(), persistent=False)
         self._chains = {}
 
     # ---- forward process -------------------------------------------------------------------------
@@ -226,15 +230,15 @@ class GaussianDiffusion(nn.Module):
             return x_start
         if noise is None:
             noise = torch.randn_like(x_start)
-        return _gather(self.sqrt_alphas_cumprod, t) * x_start + _gather(self.sqrt_one_minus_alphas_cumprod, t) * noise
+        return _gather(self.sqrt_alphas_cumprod_f32, t) * x_start + _gather(self.sqrt_one_minus_alphas_cumprod_f32, t) * noise
 
     def q_posterior_mean(self, x_start, x_t, t):
         """Mean of q(x_{t-1} | x_t, x_0)."""
-        return _gather(self.posterior_mean_coef1, t) * x_start + _gather(self.posterior_mean_coef2, t) * x_t
+        return _gather(self.posterior_mean_coef1_f32, t) * x_start + _gather(self.posterior_mean_coef2_f32, t) * x_t
 
     def predict_xstart_from_eps(self, x_t, t, eps):
         """Invert Eq. 2: x_0 = (x_t - sqrt(1 - alpha-bar_t) eps) / sqrt(alpha-bar_t)."""
-        return _gather(self.sqrt_recip_alphas_cumprod, t) * x_t - _gather(self.sqrt_recipm1_alphas_cumprod, t) * eps
+        return _gather(self.sqrt_recip_alphas_cumprod_f32, t) * x_t - _gather(self.sqrt_recipm1_alphas_cumprod_f32, t) * eps
 
     def snr(self, t):
         """Signal-to-noise ratio alpha-bar_t / (1 - alpha-bar_t), float64."""

@@ -8,11 +8,13 @@ The mixin goes onto whichever RecBole trainer a model needs, so RecBole's own mo
 
 import os
 import pickle
+import time
 import uuid
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from recbole.data.interaction import Interaction
 from recbole.trainer import Trainer
 from recbole.utils import get_trainer as recbole_get_trainer
 from recbole.utils import set_color
@@ -20,6 +22,7 @@ from tqdm import tqdm
 
 CHECKPOINT_FORMAT = "recbole-diffrec-checkpoint/1"
 _PLAIN = (str, int, float, bool, type(None))
+SNAPSHOT_SECONDS = 60  # a resume snapshot at least this often, whatever resume_every says
 
 
 def _distributed():
@@ -202,25 +205,42 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
 
     @property
     def last_checkpoint_file(self):
-        """Where the state before each epoch is kept, for resuming a killed run (``--resume``)."""
+        """Where the state before a recent epoch is kept, for resuming a killed run (``--resume``)."""
         return os.path.splitext(self.saved_model_file)[0] + "-last.pth"
+
+    def _snapshot_due(self, epoch_idx):
+        """A resume snapshot before every `resume_every`-th epoch and once a minute: on a GPU an epoch can
+        take less time than writing the weights and the optimizer state to disk."""
+        last = getattr(self, "_snapshot_epoch", None)
+        if last is None or epoch_idx % self.model.settings["resume_every"] == 0:
+            return True
+        return time.monotonic() - self._snapshot_time >= SNAPSHOT_SECONDS
 
     def _save_last(self, train_data, epoch_idx):
         state = self._checkpoint_state(epoch_idx - 1)
         state["train_loader_state"] = train_data.generator.get_state()
         save_checkpoint(state, self.last_checkpoint_file)
+        self._snapshot_epoch, self._snapshot_time = epoch_idx, time.monotonic()
 
     def _build_optimizer(self, **kwargs):
         if "params" not in kwargs:
             kwargs["params"] = self.model.optimizer_groups(self.learning_rate)
         return super()._build_optimizer(**kwargs)
 
+    def _to_device(self, interaction):
+        """The batch on the model's device. On CUDA through pinned memory and without blocking: a copy
+        from pageable memory would wait for the GPU to finish the previous step."""
+        if self.device.type != "cuda":
+            return interaction.to(self.device)
+        return Interaction({k: v.pin_memory().to(self.device, non_blocking=True)
+                            for k, v in interaction.interaction.items()})
+
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         pending = getattr(self, "_pending_loader_state", None)
         if pending is not None:  # resumed: the shuffle continues where the interrupted run was
             train_data.generator.set_state(pending)
             self._pending_loader_state = None
-        if self.config["single_spec"] or self.config["local_rank"] == 0:
+        if (self.config["single_spec"] or self.config["local_rank"] == 0) and self._snapshot_due(epoch_idx):
             self._save_last(train_data, epoch_idx)
         self.model.train()
         loss_func = loss_func or self.model.calculate_loss
@@ -232,7 +252,7 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
             train_data.sampler.set_epoch(epoch_idx)
         batch_losses = []
         for interaction in iter_data:
-            interaction = interaction.to(self.device)
+            interaction = self._to_device(interaction)
             self.optimizer.zero_grad()
             loss = loss_func(interaction)
             loss.backward()
@@ -248,7 +268,7 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
         if len(bad):
             raise FloatingPointError(
                 f"training loss is {losses[bad[0]]} at epoch {epoch_idx}, batch {bad[0]}; the last good checkpoint "
-                f"(the state before this epoch) is {self.last_checkpoint_file}. Hint: lower learning_rate or "
+                f"(the state before epoch {self._snapshot_epoch}) is {self.last_checkpoint_file}. Hint: lower learning_rate or "
                 "noise_scale, or check the input data; then continue with --resume=<that file>."
             )
         return float(losses.sum())

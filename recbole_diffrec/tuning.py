@@ -49,13 +49,24 @@ def exhaustive_search(new_ids, domain, trials, seed, max_failures=1000):
     return docs
 
 
-def objective_function(model, dataset, config_dict=None, config_file_list=None, saved=False):
-    """Train and test one setting; the dict HyperTuning expects."""
+def objective_function(model, dataset, config_dict=None, config_file_list=None, keep_checkpoints=False):
+    """Train and test one setting; the dict HyperTuning expects.
+
+    The test result is that of the epoch chosen on validation (its checkpoint is reloaded before the
+    test), as in a normal run; the trial's checkpoint files are removed afterwards unless
+    `keep_checkpoints`.
+    """
+    import os
+
     from recbole_diffrec.quick_start import prepare
 
     config, (train, valid, test), _, trainer = prepare(model, dataset, config_file_list, config_dict)
-    best_valid_score, best_valid_result = trainer.fit(train, valid, verbose=False, saved=saved, show_progress=False)
-    test_result = trainer.evaluate(test, load_best_model=saved)
+    best_valid_score, best_valid_result = trainer.fit(train, valid, verbose=False, saved=True, show_progress=False)
+    test_result = trainer.evaluate(test, load_best_model=True)
+    if not keep_checkpoints:
+        for path in (trainer.saved_model_file, getattr(trainer, "last_checkpoint_file", None)):
+            if path and os.path.isfile(path):
+                os.remove(path)
     return {
         "model": config["model"],
         "best_valid_score": float(best_valid_score),

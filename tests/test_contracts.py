@@ -149,3 +149,22 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint({"format": "recbole-diffrec-checkpoint/1", "v": torch.zeros(2)}, path)
     assert torch.equal(load_checkpoint(path)["v"], torch.ones(2))
+
+
+def test_cached_evaluation_batches_equal_recboles_and_are_built_once(workdir):
+    from recbole.data.dataloader import FullSortEvalDataLoader
+
+    from recbole_diffrec.data import CachedFullSortEvalDataLoader
+
+    config, (_, valid, test), net, _ = prepare("DiffRec", config_dict={**FAST, "eval_batch_users": 100})
+    for loader in (valid, test):
+        assert isinstance(loader, CachedFullSortEvalDataLoader)
+        reference = FullSortEvalDataLoader(config, loader._dataset, loader._sampler, shuffle=False)
+        batches = list(loader)
+        assert len(batches) == len(reference) == 10  # 943 users in batches of 100
+        for ours, theirs in zip(batches, reference):
+            assert torch.equal(ours[0][net.USER_ID], theirs[0][net.USER_ID])
+            assert all(torch.equal(a, b) for a, b in zip(ours[1], theirs[1]))  # history to mask
+            assert torch.equal(ours[2], theirs[2]) and torch.equal(ours[3], theirs[3])  # positives
+        again = list(loader)  # a second validation: the same tensors, not rebuilt
+        assert all(a[2] is b[2] for a, b in zip(batches, again))

@@ -16,16 +16,19 @@ def _fit_and_test(trainer, train, valid, test):
     return trainer.evaluate(test, load_best_model=True)
 
 
-def test_kill_and_resume_gives_identical_metrics(workdir, monkeypatch):
-    _, (train, valid, test), _, trainer = prepare("DiffRec", config_dict=SMALL)
+@pytest.mark.parametrize(("resume_every", "resumes_at"), [(1, 3), (2, 2)])
+def test_kill_and_resume_gives_identical_metrics(workdir, monkeypatch, resume_every, resumes_at):
+    settings = {**SMALL, "resume_every": resume_every}
+    _, (train, valid, test), _, trainer = prepare("DiffRec", config_dict=settings)
     uninterrupted = _fit_and_test(trainer, train, valid, test)
 
-    _, (train, valid, test), _, trainer = prepare("DiffRec", config_dict=SMALL)
+    _, (train, valid, test), _, trainer = prepare("DiffRec", config_dict=settings)
     original = trainer._train_epoch
 
     def killed_at_epoch_3(data, epoch_idx, *a, **k):
-        if epoch_idx == 3:
-            trainer._save_last(data, epoch_idx)  # the run saved its state, then died mid-epoch
+        if epoch_idx == 3:  # the run snapshots if one is due, then dies mid-epoch
+            if trainer._snapshot_due(epoch_idx):
+                trainer._save_last(data, epoch_idx)
             raise KeyboardInterrupt
         return original(data, epoch_idx, *a, **k)
 
@@ -35,9 +38,9 @@ def test_kill_and_resume_gives_identical_metrics(workdir, monkeypatch):
             trainer.fit(train, valid, saved=True, show_progress=False)
     last = trainer.last_checkpoint_file
 
-    _, (train, valid, test), _, resumed = prepare("DiffRec", config_dict=SMALL)
+    _, (train, valid, test), _, resumed = prepare("DiffRec", config_dict=settings)
     resumed.resume_checkpoint(last)
-    assert resumed.start_epoch == 3
+    assert resumed.start_epoch == resumes_at
     assert dict(_fit_and_test(resumed, train, valid, test)) == dict(uninterrupted)
 
 
@@ -68,10 +71,13 @@ def test_nan_loss_stops_with_epoch_batch_and_hint(workdir, monkeypatch):
         return loss * float("nan") if calls["n"] == 5 else loss
 
     monkeypatch.setattr(model, "calculate_loss", poisoned)
-    with pytest.raises(FloatingPointError, match=r"epoch 1, batch 1.*last good checkpoint.*Hint"):
+    # resume_every 5: the one snapshot so far is the state before epoch 0 (its "epoch" field, the last
+    # finished epoch, reads -1)
+    with pytest.raises(FloatingPointError,
+                       match=r"epoch 1, batch 1.*last good checkpoint \(the state before epoch 0\).*Hint"):
         trainer.fit(train, valid, saved=True, show_progress=False)
     state = torch.load(trainer.last_checkpoint_file, weights_only=True)  # kept, and from before the NaN
-    assert state["epoch"] == 0 and all(torch.isfinite(v).all() for v in state["state_dict"].values()
+    assert state["epoch"] == -1 and all(torch.isfinite(v).all() for v in state["state_dict"].values()
                                        if v.is_floating_point())
 
 

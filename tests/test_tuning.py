@@ -49,3 +49,21 @@ def test_hyper_file_keys_are_model_keys(name):
     keys = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
     unknown = set(keys) - set(declared_settings(model_classes()[name]))
     assert not unknown, f"{path.name} tunes keys {unknown} that {name}'s yaml does not declare"
+
+
+def test_trial_test_result_is_the_selected_epochs_and_leaves_no_checkpoints(workdir):
+    from recbole_diffrec.tuning import objective_function
+
+    settings = {"epochs": 6, "eval_step": 1, "stopping_step": 10, "steps": 5, "dims_dnn": [64],
+                "show_progress": False, "eval_batch_users": 1000, "learning_rate": 0.01}
+    kept = objective_function("DiffRec", "ml-100k", settings, keep_checkpoints=True)
+    files = sorted((workdir / "saved").glob("*.pth"))
+    best = [f for f in files if not f.name.endswith("-last.pth")]
+    assert len(best) == 1
+    from recbole_diffrec.serving import evaluate
+
+    assert evaluate(best[0])["test"]["recall@10"] == pytest.approx(kept["test_result"]["recall@10"])
+    for f in files:
+        f.unlink()
+    objective_function("DiffRec", "ml-100k", settings)
+    assert not list((workdir / "saved").glob("*.pth"))

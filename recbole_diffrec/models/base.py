@@ -38,7 +38,8 @@ class DiffusionRecommender(GeneralRecommender):
         s["sampling_steps"] = reader.integer("sampling_steps", low=0, high=s["steps"])
         s["sampling_noise"] = reader.boolean("sampling_noise")
         s["inference_steps"] = reader.integer("inference_steps", low=0, high=s["steps"])
-        s["eval_batch_users"] = reader.integer("eval_batch_users", low=1)
+        s["eval_batch_users"] = reader.integer("eval_batch_users", low=0)
+        s["resume_every"] = reader.integer("resume_every", low=1)
         uses_bounds = s["noise_schedule"] in ("linear", "linear-var") and s["noise_scale"] > 0
         if uses_bounds and s["noise_min"] >= s["noise_max"]:
             raise SettingError(

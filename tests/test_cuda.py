@@ -1,0 +1,97 @@
+"""On a CUDA device (skipped without one): a training step never waits on the host, the GPU computes
+what the CPU computes, and a short run on ml-100k learns."""
+
+import copy
+
+import pytest
+import torch
+
+from recbole_diffrec.quick_start import prepare, run
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+ON_GPU = {"show_progress": False, "state": "WARNING", "use_gpu": True}
+
+
+@pytest.mark.parametrize("model", ["DiffRec", "TDiffRec", "LDiffRec"])
+def test_training_steps_never_sync_with_the_host(model, workdir):
+    _, (train, _, _), net, trainer = prepare(model, "ml-100k", None, ON_GPU)
+    assert next(net.parameters()).is_cuda
+    trainer._train_epoch(train, 0)  # warm-up: allocator, cuBLAS, and the sampler's history fills
+    batches = list(train)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # any synchronising call below raises
+    try:
+        for interaction in batches:
+            interaction = trainer._to_device(interaction)
+            trainer.optimizer.zero_grad()
+            loss = net.calculate_loss(interaction)
+            loss.backward()
+            trainer.optimizer.step()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert torch.isfinite(loss).item()
+
+
+@pytest.mark.parametrize("model", ["DiffRec", "LDiffRec"])
+@torch.no_grad()
+def test_gpu_scores_match_the_cpu(model, workdir):
+    _, _, net, _ = prepare(model, "ml-100k", None, {**ON_GPU, "use_gpu": False})
+    net.eval()
+    gpu = copy.deepcopy(net).to("cuda").eval()
+    users = torch.arange(1, 201)
+    cpu_scores = net.user_scores(users)
+    gpu_scores = gpu.user_scores(users.cuda()).cpu()
+    assert (cpu_scores - gpu_scores).abs().max() <= 1e-4 * cpu_scores.abs().max()
+    agree = (cpu_scores.topk(10).indices == gpu_scores.topk(10).indices).float().mean()
+    assert agree > 0.95  # the same top 10 up to near-ties
+
+
+@torch.no_grad()
+def test_gpu_training_loss_matches_the_cpu(workdir):
+    _, _, net, _ = prepare("DiffRec", "ml-100k", None, {**ON_GPU, "use_gpu": False})
+    net.eval()  # dropout off: the same function on both devices
+    gpu = copy.deepcopy(net).to("cuda").eval()
+    users = torch.arange(1, 201)
+    x = net.inputs.dense(users)
+    t = torch.arange(200) % net.diffusion.steps
+    noise = torch.randn_like(x)
+    cpu_loss = net.diffusion.training_losses(net.denoiser, x, t, noise)
+    gpu_loss = gpu.diffusion.training_losses(gpu.denoiser, x.cuda(), t.cuda(), noise.cuda()).cpu()
+    torch.testing.assert_close(gpu_loss, cpu_loss, rtol=1e-4, atol=1e-7)
+
+
+def test_sampler_update_on_gpu_equals_the_cpu():
+    from recbole_diffrec.diffusion import TimestepSampler
+
+    cpu, gpu = TimestepSampler(40, 10), TimestepSampler(40, 10).cuda()
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(30):
+        t = torch.randint(0, 40, (400,), generator=generator)
+        losses = torch.rand(400, generator=generator)
+        cpu.update(t, losses)
+        gpu.update(t.cuda(), losses.cuda())
+    assert torch.equal(cpu.history_count, gpu.history_count.cpu())
+    assert torch.equal(cpu.loss_history, gpu.loss_history.cpu())
+
+
+def test_diffrec_learns_on_gpu(workdir):
+    cpu = run("DiffRec", config_dict={"show_progress": False, "epochs": 12, "eval_step": 4, "stopping_step": 3,
+                                      "use_gpu": False})["test_result"]
+    gpu = run("DiffRec", config_dict={"show_progress": False, "epochs": 12, "eval_step": 4, "stopping_step": 3,
+                                      "use_gpu": True})["test_result"]
+    pop = run("Pop", config_dict={"show_progress": False, "use_gpu": True})["test_result"]
+    assert gpu["ndcg@10"] > pop["ndcg@10"] * 1.1, (gpu, pop)
+    # different random streams on the two devices: close, not equal
+    assert abs(gpu["ndcg@10"] - cpu["ndcg@10"]) < 0.03, (gpu, cpu)
+
+
+def test_use_gpu_false_means_the_cpu_and_auto_eval_batches_fill_the_gpu(workdir):
+    from recbole_diffrec.data import CPU_EVAL_BATCH_USERS
+
+    config, _, net, _ = prepare("DiffRec", "ml-100k", None, {**ON_GPU, "use_gpu": False})
+    assert next(net.parameters()).device.type == "cpu"
+    assert config["eval_batch_size"] == CPU_EVAL_BATCH_USERS * net.n_items
+    config, _, net, _ = prepare("DiffRec", "ml-100k", None, ON_GPU)
+    assert next(net.parameters()).is_cuda
+    assert config["eval_batch_size"] == net.n_users * net.n_items  # ml-100k fits in one batch
