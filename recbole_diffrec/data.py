@@ -34,10 +34,11 @@ class CachedFullSortEvalDataLoader(FullSortEvalDataLoader):
     """
 
     def collate_fn(self, index):
-        key = tuple(int(i) for i in index)
+        index = np.asarray(index)
+        key = index.tobytes()  # the batch's positions; no Python loop over them
         cache = self.__dict__.setdefault("_batches", {})
         if key not in cache:
-            cache[key] = self._build_batch(np.asarray(index))
+            cache[key] = self._build_batch(index)
         return cache[key]
 
     def _build_batch(self, index):
