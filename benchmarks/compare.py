@@ -37,6 +37,7 @@ def child(label, seed, dataset, config_files, extra):
     overrides = {"seed": seed, "show_progress": False, "state": "WARNING", **extra}
     start = time.perf_counter()
     config, (train, valid, test), net, trainer = prepare(model, dataset, config_files, overrides)
+    report_progress()
     fit_start = time.perf_counter()
     trainer.fit(train, valid, saved=True, show_progress=False)
     fit_seconds = time.perf_counter() - fit_start
@@ -54,6 +55,54 @@ def child(label, seed, dataset, config_files, extra):
         "settings": json.dumps(extra, sort_keys=True),
         "config_files": " ".join(os.path.relpath(f, REPO) for f in config_files),
     }
+
+
+def run_child(model, seed, dataset, config_files):
+    """Run one (model, seed) in a subprocess, echoing its per-epoch lines as progress.
+
+    Returns (exit code, its stdout lines, the last lines of its stderr)."""
+    proc = subprocess.Popen([sys.executable, __file__, "--child", model, str(seed), "--dataset", dataset,
+                             "--config_files", *config_files], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=str(REPO))
+    tail = []
+
+    def drain():
+        for line in proc.stderr:
+            if line.startswith("PROGRESS "):
+                print(f"    {model} seed {seed}: {line[len('PROGRESS '):].rstrip()}", flush=True)
+            else:
+                tail[:] = [*tail[-19:], line.rstrip()]
+
+    import threading
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    out = proc.stdout.read().splitlines()
+    proc.wait()
+    reader.join()
+    return proc.returncode, out, tail
+
+
+def report_progress():
+    """After RecBole's logger is set up quietly: its per-epoch lines go to stderr as 'PROGRESS ...' (the
+    parent echoes them) and to the run's log file; the console stays quiet otherwise."""
+    import logging
+    import re
+
+    pattern = re.compile(r"epoch \d+ (training|evaluating)")
+
+    class Progress(logging.Handler):
+        def emit(self, record):
+            message = re.sub(r"\x1b\[[0-9;]*m", "", record.getMessage())
+            if pattern.search(message):
+                print("PROGRESS " + message, file=sys.stderr, flush=True)
+
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.WARNING)
+    root.setLevel(logging.INFO)
+    root.addHandler(Progress(level=logging.INFO))
 
 
 def model_settings(dataset, model):
@@ -151,12 +200,10 @@ def main():
         jobs = [(m, s) for m in args.models for s in args.seeds if (m, str(s)) not in done]
         for n, (model, seed) in enumerate(jobs, 1):
             print(f"[{n}/{len(jobs)}] {model} seed {seed} ...", flush=True)
-            proc = subprocess.run([sys.executable, __file__, "--child", model, str(seed), "--dataset", args.dataset,
-                                   "--config_files", *config_files], capture_output=True, text=True,
-                                  cwd=str(REPO))
-            line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-            if proc.returncode or not line:
-                print(f"    FAILED ({proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}", flush=True)
+            code, out, tail = run_child(model, seed, args.dataset, config_files)
+            line = [x for x in out if x.startswith("RESULT ")]
+            if code or not line:
+                print(f"    FAILED ({code}): {tail[-1:]}", flush=True)
                 continue
             row = json.loads(line[0][len("RESULT "):])
             print(f"    test R@20 {row['test_recall@20']:.4f} N@20 {row['test_ndcg@20']:.4f} "
@@ -167,6 +214,8 @@ def main():
                 if new:
                     writer.writeheader()
                 writer.writerow(row)
+    if not csv_path.exists():
+        raise SystemExit(f"no results for {args.dataset} yet ({csv_path} does not exist)")
     write_report(args.dataset, csv_path)
     print(f"wrote results/{args.dataset}.md")
 

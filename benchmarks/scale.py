@@ -1,4 +1,5 @@
-"""Amazon-book scale on this machine: DiffRec (dims [1000]) vs L-DiffRec (n_cate 1, 2, 5; in_dims [300]).
+"""Amazon-book scale on this machine: DiffRec (dims [1000]) vs L-DiffRec (n_cate 1, 2, 5; in_dims [300]; plain
+k-means clusters as the paper, and equal-size clusters with balanced_clusters).
 
 Parameters, peak host memory (and device memory on a GPU) and training time, each model in its own
 subprocess. By default each times `--batches` training batches of 400 users and extrapolates the epoch
@@ -21,6 +22,8 @@ CASES = {
     "LDiffRec n_cate 1": ("LDiffRec", {"n_cate": 1, "item_emb_source": "none"}),
     "LDiffRec n_cate 2": ("LDiffRec", {"n_cate": 2}),
     "LDiffRec n_cate 5": ("LDiffRec", {"n_cate": 5}),
+    "LDiffRec n_cate 2 balanced": ("LDiffRec", {"n_cate": 2, "balanced_clusters": True}),
+    "LDiffRec n_cate 5 balanced": ("LDiffRec", {"n_cate": 5, "balanced_clusters": True}),
 }
 
 
@@ -74,6 +77,7 @@ def main():
     parser.add_argument("--full_epoch", action="store_true")
     parser.add_argument("--cases", nargs="+", default=list(CASES))
     parser.add_argument("--data_path", default=str(REPO / "dataset"))
+    parser.add_argument("--out", default=None, help="file name under benchmarks/results (default scale-<device>.md)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -90,6 +94,8 @@ def main():
             sys.exit(f"{case} failed:\n{proc.stderr[-3000:]}")
         rows.append(json.loads(line[0][7:]))
         print("   ", rows[-1], flush=True)
+    if rows[0]["case"] != "DiffRec dims [1000]":
+        sys.exit("the first case must be 'DiffRec dims [1000]' (the ratios are taken against it)")
     base = rows[0]["params"]
     lines = [f"# Amazon-book scale ({args.device}), generated data (benchmarks/synthetic.py)", "",
              "| model | params | params vs DiffRec | s / batch (400 users) | epoch s | peak host MB (setup) | peak host MB"
@@ -105,7 +111,7 @@ def main():
               "", "Command: `python benchmarks/scale.py " + " ".join(sys.argv[1:]) + "`"]
     out = REPO / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"scale-{args.device}.md").write_text("\n".join(lines) + "\n")
+    (out / (args.out or f"scale-{args.device}.md")).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

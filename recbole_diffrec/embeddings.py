@@ -63,11 +63,12 @@ def cached_spectral_embeddings(cache_dir, dataset_name, users, items, n_users, n
     return emb, path, False
 
 
-def kmeans_clusters(embeddings, n_clusters, seed=0, iters=50):
+def kmeans_clusters(embeddings, n_clusters, seed=0, iters=50, balanced=False):
     """Cluster label per row: k-means (k-means++ start, scipy), deterministic for a seed.
 
     An empty cluster is never returned silently: each one takes the row farthest from its own centroid
-    in the largest cluster, until none is empty.
+    in the largest cluster, until none is empty. With `balanced`, the k-means centroids start
+    size-constrained Lloyd rounds (`balanced_labels`): the clusters' sizes then differ by at most one.
     """
     n = len(embeddings)
     if not 1 <= n_clusters <= n:
@@ -78,9 +79,43 @@ def kmeans_clusters(embeddings, n_clusters, seed=0, iters=50):
     centroids, labels = kmeans2(data, n_clusters, iter=iters, minit="++", seed=np.random.default_rng(seed),
                                 missing="warn")
     labels = labels.astype(np.int64)
+    if balanced:
+        for _ in range(iters):
+            new = balanced_labels(data, centroids)
+            if np.array_equal(new, labels):
+                break
+            labels = new
+            centroids = np.stack([data[labels == c].mean(0) for c in range(n_clusters)])
+        return labels
     for empty in np.flatnonzero(np.bincount(labels, minlength=n_clusters) == 0):
         largest = np.bincount(labels, minlength=n_clusters).argmax()
         members = np.flatnonzero(labels == largest)
         far = members[np.linalg.norm(data[members] - centroids[largest], axis=1).argmax()]
         labels[far] = empty
+    return labels
+
+
+def balanced_labels(data, centroids):
+    """Nearest-centroid labels under equal capacities: cluster c takes at most ceil(n / k) rows (the first
+    n mod k clusters one more than the others), so sizes differ by at most one and none is empty.
+
+    Rows choose in order of how much they would lose by not getting their nearest centroid (distance to
+    the second nearest minus to the nearest, largest first), each taking the nearest cluster with room
+    (the initial assignment of same-size k-means). Deterministic: stable sorts, ties by row.
+    """
+    n, k = len(data), len(centroids)
+    capacity = np.full(k, n // k, dtype=np.int64)
+    capacity[: n % k] += 1
+    sq = (data**2).sum(1)[:, None] - 2.0 * data @ centroids.T + (centroids**2).sum(1)[None, :]
+    dist = np.sqrt(np.maximum(sq, 0.0))
+    preference = np.argsort(dist, axis=1, kind="stable")
+    ranked = np.take_along_axis(dist, preference, axis=1)
+    regret = ranked[:, 1] - ranked[:, 0]
+    labels = np.empty(n, dtype=np.int64)
+    for row in np.argsort(-regret, kind="stable").tolist():
+        for cluster in preference[row].tolist():
+            if capacity[cluster]:
+                labels[row] = cluster
+                capacity[cluster] -= 1
+                break
     return labels

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from recbole_diffrec.embeddings import cached_spectral_embeddings, kmeans_clusters, spectral_item_embeddings
+from recbole_diffrec.embeddings import (balanced_labels, cached_spectral_embeddings, kmeans_clusters,
+                                       spectral_item_embeddings)
 from recbole_diffrec.models.ldiffrec import GroupVAE, group_sizes
 from recbole_diffrec.quick_start import prepare
 from recbole_diffrec.settings import SettingError
@@ -39,6 +40,35 @@ def test_clusters_cover_every_item_once_and_none_is_empty():
     assert labels.shape == (10,) and set(labels.tolist()) == {0, 1, 2, 3}
     with pytest.raises(ValueError, match="n_cate=11"):
         kmeans_clusters(emb, 11)
+
+
+def test_balanced_clusters_have_equal_sizes_and_keep_planted_groups():
+    # three well-separated blobs of 60, 25 and 15 points: plain k-means finds the blobs; balanced clusters
+    # hold 34/33/33 points and each keeps the core of its blob (the points closest to the blob's centre)
+    rng = np.random.default_rng(0)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    sizes = [60, 25, 15]
+    data = np.concatenate([c + rng.normal(scale=0.5, size=(n, 2)) for c, n in zip(centres, sizes)])
+    plain = kmeans_clusters(data, 3, seed=0)
+    assert sorted(np.bincount(plain).tolist()) == [15, 25, 60]
+    labels = kmeans_clusters(data, 3, seed=0, balanced=True)
+    assert sorted(np.bincount(labels, minlength=3).tolist()) == [33, 33, 34]
+    assert np.array_equal(labels, kmeans_clusters(data, 3, seed=0, balanced=True))  # deterministic
+    small = [set(labels[60:85].tolist()), set(labels[85:].tolist())]
+    assert all(len(g) == 1 for g in small) and small[0] != small[1]  # the small blobs stay whole, apart
+    big = np.bincount(labels[:60], minlength=3)
+    assert big.max() in (33, 34) and set(np.flatnonzero(big == big.max()).tolist()).isdisjoint(small[0] | small[1])
+
+
+def test_balanced_labels_by_hand():
+    # rows at 0, 1, 2, 10 on a line; centroids at 0 and 10; capacity 2 each. Regrets (second nearest
+    # minus nearest): 10, 8, 6, 10; order rows 0, 3, 1, 2; row 2 finds cluster 0 full and goes to 1.
+    data = np.array([[0.0], [1.0], [2.0], [10.0]])
+    labels = balanced_labels(data, np.array([[0.0], [10.0]]))
+    assert labels.tolist() == [0, 0, 1, 1]
+    # 5 rows, 2 clusters: capacities 3 and 2; every row labelled once
+    labels = balanced_labels(np.arange(5.0)[:, None], np.array([[0.0], [0.5]]))
+    assert np.bincount(labels).tolist() == [3, 2]
 
 
 def test_group_sizes_split_latent_and_sum_up():
@@ -122,6 +152,20 @@ def test_ldiffrec_trains_on_ml100k_with_learned_embeddings(workdir):
     vae += (300 + 1) * model.n_items
     assert sum(model.autoencoder.latent_sizes) == 300
     assert sum(p.numel() for p in model.autoencoder.parameters()) == vae
+
+
+def test_balanced_clusters_setting_gives_equal_groups_and_fewer_encoder_parameters(workdir):
+    counts = {}
+    for balanced in (False, True):
+        _, _, model, _ = prepare("LDiffRec", config_dict={**FAST, "n_cate": 5, "balanced_clusters": balanced})
+        groups = model.autoencoder.groups()
+        assert torch.equal(torch.sort(torch.cat(groups)).values, torch.arange(model.n_items))
+        lengths = [len(g) for g in groups]
+        counts[balanced] = sum(p.numel() for p in model.autoencoder.encoders.parameters())
+        if balanced:
+            assert max(lengths) - min(lengths) <= 1
+    # each encoder is n_g x 2 L_g with L_g proportional to n_g: equal groups minimise the sum of squares
+    assert counts[True] < counts[False]
 
 
 @pytest.mark.parametrize("override,key", [

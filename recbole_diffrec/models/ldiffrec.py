@@ -136,6 +136,7 @@ class LDiffRec(DiffRec):
     def read_settings(cls, reader):
         s = super().read_settings(reader)
         s["n_cate"] = reader.integer("n_cate", low=1)
+        s["balanced_clusters"] = reader.boolean("balanced_clusters")
         s["in_dims"] = reader.int_list("in_dims")
         s["out_dims"] = reader.int_list("out_dims", allow_empty=True)
         s["reparam"] = reader.boolean("reparam")
@@ -223,7 +224,8 @@ class LDiffRec(DiffRec):
         if self.settings["n_cate"] == 1:
             return np.zeros(self.n_items, dtype=np.int64)
         emb = self.item_embeddings(dataset)
-        return kmeans_clusters(emb, self.settings["n_cate"], seed=self.seed)
+        return kmeans_clusters(emb, self.settings["n_cate"], seed=self.seed,
+                               balanced=self.settings["balanced_clusters"])
 
     # ---- RecBole interface ---------------------------------------------------------------------
     def epoch_finished(self):
