@@ -6,10 +6,13 @@ Each (model, phase) runs in a fresh subprocess so its peak host memory is its ow
 epoch (mean of --epochs, after one warm-up epoch), a full-sort evaluation of all validation users (after
 one warm-up evaluation: the steady cost of each validation of a run). RecBole's DiffRec runs first in
 every round, and the tables are rewritten after every row, so a run cut short still leaves same-run
-ratios. Writes benchmarks/results/speed-<device>.{json,md} with the hardware and versions.
+ratios. Writes benchmarks/results/speed-<device>.{json,md} with the hardware and versions. The pseudo-model
+"matmul-floor" times the denoiser's matrix products alone (no diffusion, no data): what no implementation
+of the paper's model can go below on this hardware.
 
     python benchmarks/speed.py                        # needs dataset/ml-1m_clean (see README)
     python benchmarks/speed.py --models DiffRec recbole.DiffRec --device cuda
+    python benchmarks/speed.py --models recbole.DiffRec DiffRec matmul-floor --epochs 1 --rounds 1
 """
 
 import argparse
@@ -31,10 +34,57 @@ BUILTIN = {  # RecBole's DiffRec keys for the same model; eval batch of 400 user
 }
 
 
+def matmul_floor(phase, device, epochs):
+    """The cost of the denoiser's matrix products alone, as a lower bound for any implementation: the
+    paper's MLP shapes (n_items + 10 -> 600 -> 200 -> 600 -> n_items, tanh) as a plain nn.Sequential on random
+    dense input, no diffusion. train: ML-1M clean's 15 batches of 400 users, forward, squared error,
+    backward, Adam. eval: 40 forward passes (the reverse chain's steps) over the 5,949 users."""
+    import torch
+    from torch import nn
+
+    n_items, n_users, steps = 2811, 5949, 40
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(n_items + 10, 600), nn.Tanh(), nn.Linear(600, 200), nn.Tanh(),
+                        nn.Linear(200, 600), nn.Tanh(), nn.Linear(600, n_items)).to(device)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+    def train_epoch():
+        for start in range(0, n_users, 400):
+            x = torch.randn(min(400, n_users - start), n_items + 10, device=device)
+            optimizer.zero_grad()
+            loss = (net(x) - x[:, :n_items]).pow(2).mean()
+            loss.backward()
+            optimizer.step()
+
+    @torch.no_grad()
+    def evaluate(batch=512):
+        for start in range(0, n_users, batch):
+            x = torch.randn(min(batch, n_users - start), n_items + 10, device=device)
+            for _ in range(steps):
+                x = torch.cat([net(x), x[:, n_items:]], 1)
+
+    run = train_epoch if phase == "train" else evaluate
+    run()  # warm-up
+    sync()
+    start = time.perf_counter()
+    for _ in range(epochs if phase == "train" else 1):
+        run()
+    sync()
+    seconds = (time.perf_counter() - start) / (epochs if phase == "train" else 1)
+    return {"model": "matmul-floor", "phase": phase, "seconds": seconds,
+            "params": sum(p.numel() for p in net.parameters()),
+            "peak_host_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            **({"peak_device_mb": torch.cuda.max_memory_allocated() / 2**20} if device == "cuda" else {})}
+
+
 def measure(model, phase, device, data_path, epochs=1):
     """Runs in the child: build everything, time one phase, return figures."""
     sys.path.insert(0, str(REPO))
     import torch
+
+    if model == "matmul-floor":
+        return matmul_floor(phase, device, epochs)
 
     from recbole_diffrec.quick_start import prepare
 
@@ -97,6 +147,7 @@ def main():
     parser.add_argument("--rounds", type=int, default=2,
                         help="measure every (model, phase) this many times, interleaved, and keep the fastest "
                              "(robust to other load on the machine)")
+    parser.add_argument("--out", default=None, help="file stem under benchmarks/results (default speed-<device>)")
     parser.add_argument("--child", nargs=2, metavar=("MODEL", "PHASE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -140,9 +191,10 @@ def report(args, all_rows):
     lines += ["", "Command: `python benchmarks/speed.py " + " ".join(sys.argv[1:]) + "`"]
     out = REPO / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"speed-{args.device}.json").write_text(json.dumps({"hardware": hardware(args.device), "rows": rows},
+    stem = args.out or f"speed-{args.device}"
+    (out / f"{stem}.json").write_text(json.dumps({"hardware": hardware(args.device), "rows": rows},
                                                              indent=1))
-    (out / f"speed-{args.device}.md").write_text("\n".join(lines) + "\n")
+    (out / f"{stem}.md").write_text("\n".join(lines) + "\n")
     return "\n".join(lines)
 
 if __name__ == "__main__":
