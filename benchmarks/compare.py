@@ -57,13 +57,13 @@ def child(label, seed, dataset, config_files, extra):
     }
 
 
-def run_child(model, seed, dataset, config_files):
+def run_child(model, seed, dataset, config_files, workdir=REPO):
     """Run one (model, seed) in a subprocess, echoing its per-epoch lines as progress.
 
     Returns (exit code, its stdout lines, the last lines of its stderr)."""
     proc = subprocess.Popen([sys.executable, __file__, "--child", model, str(seed), "--dataset", dataset,
                              "--config_files", *config_files], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=str(REPO))
+                            text=True, cwd=str(workdir))
     tail = []
 
     def drain():
@@ -156,7 +156,7 @@ def write_report(dataset, csv_path):
         r = [r for r in rows if r["model"] == model][0]
         out.append(f"- **{model}**: config files `{r['config_files']}`; overrides `{r['settings']}`; "
                    f"seeds {', '.join(x['seed'] for x in rows if x['model'] == model)}")
-    md = REPO / "results" / f"{dataset}.md"
+    md = csv_path.with_suffix(".md")
     md.write_text("\n".join(out) + "\n")
     try:
         import matplotlib
@@ -174,7 +174,7 @@ def write_report(dataset, csv_path):
     ax.set_title(f"{dataset}: test metrics (mean over seeds)")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(REPO / "results" / f"{dataset}.png", dpi=120)
+    fig.savefig(csv_path.with_suffix(".png"), dpi=120)
 
 
 def main():
@@ -184,6 +184,8 @@ def main():
     parser.add_argument("--models", nargs="+", default=["DiffRec", "TDiffRec", "LDiffRec", "recbole.DiffRec",
                                                          "EASE", "MultiVAE", "LightGCN", "BPR", "ItemKNN", "Pop"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[2020, 2021, 2022])
+    parser.add_argument("--results_dir", default=str(REPO / "results"), help="where the csv, md and png go")
+    parser.add_argument("--workdir", default=str(REPO), help="the runs' working folder (their log/ and saved/)")
     parser.add_argument("--report_only", action="store_true", help="rebuild the md/png from the CSV")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -193,14 +195,15 @@ def main():
         extra = model_settings(args.dataset, model)
         print("RESULT " + json.dumps(child(model, seed, args.dataset, config_files, extra)))
         return
-    (REPO / "results").mkdir(exist_ok=True)
-    csv_path = REPO / "results" / f"{args.dataset}.csv"
+    results = Path(args.results_dir)
+    results.mkdir(parents=True, exist_ok=True)
+    csv_path = results / f"{args.dataset}.csv"
     if not args.report_only:
         done = {(r["model"], r["seed"]) for r in csv.DictReader(open(csv_path))} if csv_path.exists() else set()
         jobs = [(m, s) for m in args.models for s in args.seeds if (m, str(s)) not in done]
         for n, (model, seed) in enumerate(jobs, 1):
             print(f"[{n}/{len(jobs)}] {model} seed {seed} ...", flush=True)
-            code, out, tail = run_child(model, seed, args.dataset, config_files)
+            code, out, tail = run_child(model, seed, args.dataset, config_files, args.workdir)
             line = [x for x in out if x.startswith("RESULT ")]
             if code or not line:
                 print(f"    FAILED ({code}): {tail[-1:]}", flush=True)
@@ -217,7 +220,7 @@ def main():
     if not csv_path.exists():
         raise SystemExit(f"no results for {args.dataset} yet ({csv_path} does not exist)")
     write_report(args.dataset, csv_path)
-    print(f"wrote results/{args.dataset}.md")
+    print(f"wrote {csv_path.with_suffix('.md')}")
 
 
 if __name__ == "__main__":

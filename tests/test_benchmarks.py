@@ -1,0 +1,30 @@
+"""The side-by-side benchmark script end to end on ml-100k (a tiny run): progress, CSV, table."""
+
+import csv
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def test_compare_shows_progress_and_writes_the_table(tmp_path):
+    config = tmp_path / "tiny.yaml"
+    config.write_text("epochs: 2\neval_step: 1\nmetrics: [Recall, NDCG]\ntopk: [10, 20]\n"
+                      "valid_metric: recall@20\n")
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "compare.py"), "--dataset", "ml-100k", "--config_files",
+         str(config), "--models", "BPR", "--seeds", "7", "--results_dir", str(out), "--workdir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    # per-epoch progress of the child, echoed while it runs, then its result line
+    assert any(line.strip().startswith("BPR seed 7: epoch 1 training") for line in lines), proc.stdout
+    assert any("BPR seed 7: epoch 1 evaluating" in line for line in lines)
+    rows = list(csv.DictReader(open(out / "ml-100k.csv")))
+    assert [(r["model"], r["seed"], r["epochs"]) for r in rows] == [("BPR", "7", "2")]
+    assert 0 < float(rows[0]["test_recall@20"]) <= 1 and float(rows[0]["test_recall@20"]) >= float(rows[0]["test_recall@10"])
+    table = (out / "ml-100k.md").read_text()
+    assert "| BPR | 1 |" in table
+    assert not (REPO / "results" / "ml-100k.csv").exists()
