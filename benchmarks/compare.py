@@ -19,6 +19,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -72,8 +73,6 @@ def run_child(model, seed, dataset, config_files, workdir=REPO):
                 print(f"    {model} seed {seed}: {line[len('PROGRESS '):].rstrip()}", flush=True)
             else:
                 tail[:] = [*tail[-19:], line.rstrip()]
-
-    import threading
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()

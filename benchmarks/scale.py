@@ -11,6 +11,7 @@ subprocess. By default each times `--batches` training batches of 400 users and 
 import argparse
 import json
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -108,7 +109,7 @@ def main():
                      + (f" {r['peak_device_mb']:.0f} |" if args.device == "cuda" else ""))
     lines += ["", f"{rows[0]['n_batches']} batches per epoch; timed batches per model: {args.batches} "
               "(the first is excluded from the mean as warm-up)" if not args.full_epoch else "whole epochs timed",
-              "", "Command: `python benchmarks/scale.py " + " ".join(sys.argv[1:]) + "`"]
+              "", "Command: `python benchmarks/scale.py " + shlex.join(sys.argv[1:]) + "`"]
     out = REPO / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / (args.out or f"scale-{args.device}.md")).write_text("\n".join(lines) + "\n")

@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -188,7 +189,7 @@ def report(args, all_rows):
         ratio = ref[r["phase"]]["seconds"] / r["seconds"] if r["phase"] in ref else float("nan")
         lines.append(f"| {r['model']} | {r['phase']} | {r['seconds']:.3f} | {ratio:.1f} | {r['params']:,} | "
                      f"{r['peak_host_mb']:.0f} |" + (f" {r['peak_device_mb']:.0f} |" if cuda else ""))
-    lines += ["", "Command: `python benchmarks/speed.py " + " ".join(sys.argv[1:]) + "`"]
+    lines += ["", "Command: `python benchmarks/speed.py " + shlex.join(sys.argv[1:]) + "`"]
     out = REPO / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     stem = args.out or f"speed-{args.device}"

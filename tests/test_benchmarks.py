@@ -24,7 +24,8 @@ def test_compare_shows_progress_and_writes_the_table(tmp_path):
     assert any("BPR seed 7: epoch 1 evaluating" in line for line in lines)
     rows = list(csv.DictReader(open(out / "ml-100k.csv")))
     assert [(r["model"], r["seed"], r["epochs"]) for r in rows] == [("BPR", "7", "2")]
-    assert 0 < float(rows[0]["test_recall@20"]) <= 1 and float(rows[0]["test_recall@20"]) >= float(rows[0]["test_recall@10"])
+    recall10, recall20 = float(rows[0]["test_recall@10"]), float(rows[0]["test_recall@20"])
+    assert 0 < recall20 <= 1 and recall20 >= recall10
     table = (out / "ml-100k.md").read_text()
     assert "| BPR | 1 |" in table
     assert not (REPO / "results" / "ml-100k.csv").exists()

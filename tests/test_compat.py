@@ -81,12 +81,31 @@ def test_atomic_files_read_by_the_c_parser_give_the_same_dataset(workdir, monkey
 
 
 def test_c_parser_refusal_falls_back_to_the_python_parser(tmp_path):
+    import pandas
+
     path = tmp_path / "bad.inter"
     path.write_text("a:token\tb:float\n1\t2.0\n")
-    proxy = compat._CParserFirst(__import__("pandas"))
-    # a multi-character separator is not the C parser's: the Python parser reads it as asked
+    proxy = compat._CParserFirst(pandas)
+    # a tab-separated file: read by the C parser
     frame = proxy.read_csv(path, delimiter="\t", engine="python", dtype={"a:token": str, "b:float": float})
     assert frame["b:float"].tolist() == [2.0]
+    # a multi-character separator is not the C parser's: the Python parser reads it as asked
     path.write_text("a:token::b:float\n1::2.0\n")
     frame = proxy.read_csv(path, delimiter="::", engine="python")
     assert frame.iloc[0].tolist() == [1, 2.0]
+
+    class Refusing:  # pandas whose C parser refuses every file
+        errors = pandas.errors
+
+        def __init__(self):
+            self.engines = []
+
+        def read_csv(self, filepath, **kwargs):
+            self.engines.append(kwargs["engine"])
+            if kwargs["engine"] == "c":
+                raise pandas.errors.ParserError("refused")
+            return pandas.read_csv(filepath, **kwargs)
+
+    refusing = Refusing()
+    frame = compat._CParserFirst(refusing).read_csv(path, delimiter=":", engine="python")
+    assert refusing.engines == ["c", "python"] and len(frame) == 1
