@@ -70,6 +70,23 @@ def _distributed_worker(rank, nproc, port, model, dataset, config_file_list, con
         queue.put(result)
 
 
+def collect_results(context, queue, count):
+    """Read `count` results from `queue` while watching the processes of `context`, then join them.
+
+    A process that fails raises here (`join` re-raises its error) instead of leaving the caller waiting on
+    a result that never comes.
+    """
+    results = []
+    while len(results) < count:
+        if not queue.empty():
+            results.append(queue.get())  # before joining: a large put blocks until it is read
+        elif context.join(timeout=1) and queue.empty():
+            raise RuntimeError(f"the worker processes exited after {len(results)} of {count} results")
+    while not context.join():
+        pass
+    return results
+
+
 def run_distributed(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=None, config_dict=None, nproc=2,
                     port=None):
     """Train with `nproc` processes on torch.distributed (gloo on CPU, nccl on GPUs, or `dist_backend`).
@@ -90,10 +107,7 @@ def run_distributed(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=N
     queue = ctx.SimpleQueue()
     context = mp.start_processes(_distributed_worker, nprocs=nproc, join=False, start_method="spawn",
                                  args=(nproc, port, model, dataset, config_file_list, config_dict, queue))
-    result = queue.get()  # before joining: a put blocks until it is read
-    while not context.join():
-        pass
-    return result
+    return collect_results(context, queue, 1)[0]
 
 
 def parse_overrides(args):

@@ -2,9 +2,10 @@
 
 import socket
 
+import pytest
 import torch.multiprocessing as mp
 
-from recbole_diffrec.quick_start import prepare, run, run_distributed
+from recbole_diffrec.quick_start import collect_results, prepare, run, run_distributed
 
 SMALL = {"show_progress": False, "steps": 5, "dims_dnn": [64], "epochs": 10, "eval_step": 5, "eval_batch_users": 500}
 # Documented tolerance: 2 ranks see the same global batches in a different shuffle, so metrics agree with
@@ -34,9 +35,7 @@ def test_two_gloo_processes_keep_replicas_and_samplers_identical(workdir):
     queue = ctx.SimpleQueue()
     context = mp.start_processes(_replica_state, args=(_free_port(), str(workdir), queue), nprocs=2, join=False,
                                  start_method="spawn")
-    states = dict(queue.get() for _ in range(2))  # read before joining: a large put blocks until read
-    while not context.join():
-        pass
+    states = dict(collect_results(context, queue, 2))
     assert set(states) == {0, 1}
     for key, value in states[0].items():
         assert (value == states[1][key]).all(), key
@@ -48,3 +47,10 @@ def test_two_process_metrics_match_single_process(workdir):
     double = run_distributed("DiffRec", config_dict=SMALL, nproc=2)["test_result"]
     assert abs(single["ndcg@10"] - double["ndcg@10"]) < TOLERANCE, (single, double)
     assert double["ndcg@10"] > 0.12
+
+
+def test_a_failing_rank_raises_instead_of_hanging(workdir):
+    # bad settings fail in every worker, before any result: the parent must raise, not wait forever
+    with pytest.raises(mp.ProcessRaisedException, match="noise_min"):
+        run_distributed("DiffRec", config_dict={"show_progress": False, "noise_min": 0.02, "noise_max": 0.01},
+                        nproc=2)
