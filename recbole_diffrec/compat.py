@@ -19,9 +19,15 @@ and has its own test in ``tests/test_compat.py``. None of them downgrades a pack
    pandas' pure-Python parser (``engine="python"``), a few seconds for ML-1M at every start. With a
    one-character separator (RecBole's default tab) we read with pandas' C parser, which gives the same
    frame; anything else, or a file the C parser refuses, still goes to the Python parser.
-6. hyperopt >= 0.2.7 hands ``RandomState`` objects to algorithms that call ``.integers``; RecBole's
+6. ``race_free_ensure_dir``: ``recbole.utils.ensure_dir`` checks that a folder is missing, then creates
+   it; two ranks of a distributed run starting together both see ``./log`` missing and the second one
+   dies with ``FileExistsError``. We make it ``os.makedirs(..., exist_ok=True)`` in every module that
+   imported it.
+7. hyperopt >= 0.2.7 hands ``RandomState`` objects to algorithms that call ``.integers``; RecBole's
    ``exhaustive_search`` does. Fixed on our side in :mod:`recbole_diffrec.tuning`.
 """
+
+import os
 
 import numpy as np
 
@@ -104,6 +110,25 @@ def fast_atomic_read():
         module.pd = _CParserFirst(module.pd)
 
 
+_ENSURE_DIR_USERS = ("recbole.utils", "recbole.utils.utils", "recbole.utils.logger", "recbole.trainer.trainer",
+                     "recbole.data.utils", "recbole.data.dataset.dataset")
+
+
+def _ensure_dir(dir_path):
+    """Create `dir_path` (and its parents) unless it exists, also when another process does it too."""
+    os.makedirs(dir_path, exist_ok=True)
+
+
+def race_free_ensure_dir():
+    """``ensure_dir`` without the check-then-create race, wherever RecBole's modules call it."""
+    import importlib
+
+    for name in _ENSURE_DIR_USERS:
+        module = importlib.import_module(name)
+        if hasattr(module, "ensure_dir"):
+            module.ensure_dir = _ensure_dir
+
+
 def apply():
     """Apply every fix once. Safe to call many times."""
     global _APPLIED
@@ -113,4 +138,5 @@ def apply():
     scipy_dok_update()
     pandas_fill_nan()
     fast_atomic_read()
+    race_free_ensure_dir()
     _APPLIED = True

@@ -109,3 +109,17 @@ def test_c_parser_refusal_falls_back_to_the_python_parser(tmp_path):
     refusing = Refusing()
     frame = compat._CParserFirst(refusing).read_csv(path, delimiter=":", engine="python")
     assert refusing.engines == ["c", "python"] and len(frame) == 1
+
+
+def test_ensure_dir_survives_another_process_creating_the_folder_first(tmp_path, monkeypatch):
+    import importlib
+    import os
+
+    compat.apply()
+    folder = tmp_path / "log"
+    folder.mkdir()
+    # the race as the second rank sees it: the folder looked missing, then exists when it is created
+    monkeypatch.setattr(os.path, "exists", lambda _path: False)
+    for name in compat._ENSURE_DIR_USERS:
+        importlib.import_module(name).ensure_dir(str(folder))  # RecBole's own raises FileExistsError here
+    assert folder.is_dir()

@@ -124,6 +124,25 @@ def test_save_load_gives_identical_scores_and_loads_weights_only(workdir):
     assert torch.equal(fresh.sampler.loss_history, model.sampler.loss_history)
 
 
+def test_factored_reverse_chain_gives_the_same_metrics_as_the_step_by_step_chain(workdir, monkeypatch):
+    from recbole_diffrec.networks import MLPDenoiser
+
+    settings = {**FAST, "steps": 20, "dims_dnn": [200, 600], "epochs": 3}
+    config, (train, valid, test), model, trainer = prepare("DiffRec", config_dict=settings)
+    trainer.fit(train, valid, saved=False, show_progress=False)
+    calls = []
+    chain = MLPDenoiser.affine_chain
+    monkeypatch.setattr(MLPDenoiser, "affine_chain", lambda *args: calls.append(1) or chain(*args))
+    factored = trainer.evaluate(test, load_best_model=False)
+    assert calls  # evaluation took the factored chain
+    monkeypatch.setattr(MLPDenoiser, "can_factor_chain", lambda self: False)
+    step_by_step = trainer.evaluate(test, load_best_model=False)
+    assert factored.keys() == step_by_step.keys()
+    for key in factored:
+        assert abs(factored[key] - step_by_step[key]) <= 1e-6, (key, factored[key], step_by_step[key])
+    assert factored["ndcg@10"] > 0.05
+
+
 class _Payload:
     def __reduce__(self):
         return (print, ("this ran from a checkpoint",))

@@ -146,6 +146,50 @@ def test_one_step_inference_is_the_x0_prediction():
     assert d.reverse_timesteps(4) == (39, 26, 13, 0)
 
 
+@pytest.mark.parametrize("mean_type", ["x0", "eps"])
+@pytest.mark.parametrize("inference_steps", [0, 10, 4, 1])
+@pytest.mark.parametrize("dims", [[200, 600], [300], [64, 32, 64]])
+def test_factored_chain_equals_step_by_step_chain(mean_type, inference_steps, dims):
+    from recbole_diffrec.networks import MLPDenoiser
+
+    torch.manual_seed(0)
+    d = GaussianDiffusion(mean_type, "linear-var", 0.005, 0.005, 0.01, steps=40)
+    net = MLPDenoiser(500, dims).eval()
+    x = (torch.rand(32, 500) < 0.05).float()
+    loop = d.p_sample(net, x, inference_steps=inference_steps, factored=False)
+    factored = d.p_sample(net, x, inference_steps=inference_steps)
+    assert torch.allclose(factored, loop, rtol=0, atol=5e-6), (factored - loop).abs().max()
+    assert not torch.equal(factored, x)  # the chain did something
+
+
+def test_factored_chain_with_forward_noise_and_without_noise():
+    from recbole_diffrec.networks import MLPDenoiser
+
+    torch.manual_seed(1)
+    net = MLPDenoiser(300, [100]).eval()
+    x = (torch.rand(16, 300) < 0.1).float()
+    d = GaussianDiffusion("x0", "linear-var", 0.005, 0.005, 0.01, steps=20)
+    results = []
+    for factored in (True, False):
+        torch.manual_seed(7)  # the same forward noise for both
+        results.append(d.p_sample(net, x, sampling_steps=5, factored=factored))
+    assert torch.allclose(*results, rtol=0, atol=5e-6)
+    noiseless = GaussianDiffusion("x0", "linear-var", 0.0, 0.005, 0.01, steps=3)
+    want = net(net(net(x, torch.full((16,), 2)), torch.full((16,), 1)), torch.full((16,), 0))
+    assert torch.allclose(noiseless.p_sample(net, x), want, rtol=0, atol=5e-6)
+
+
+@pytest.mark.parametrize("case", ["norm", "dropout in training", "sampling noise"])
+def test_chain_is_not_factored_where_it_would_differ(case, monkeypatch):
+    from recbole_diffrec.networks import MLPDenoiser
+
+    net = MLPDenoiser(50, [20], norm=case == "norm", dropout=0.5)
+    net.train(case == "dropout in training")
+    monkeypatch.setattr(MLPDenoiser, "affine_chain", lambda *a: pytest.fail("factored chain used"))
+    d = GaussianDiffusion("x0", "linear-var", 0.005, 0.005, 0.01, steps=5)
+    d.p_sample(net, torch.rand(4, 50), sampling_noise=case == "sampling noise")
+
+
 def test_sampler_uniform_until_history_full():
     s = TimestepSampler(steps=4, history=2)
     probs, full = s.probabilities()
