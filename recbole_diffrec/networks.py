@@ -88,19 +88,22 @@ class MLPDenoiser(nn.Module):
         first, last = self.in_layers[0], self.out_layers[-1]
         w_in, w_emb = first.weight[:, :n], first.weight[:, n:]
         w_out, b_out = last.weight, last.bias
-        w_in_w_out = w_in @ w_out  # hidden x hidden
-        w_in_b_out = w_in @ b_out
         z = x @ w_in.T  # W_in x, the only use of x inside the chain
         s = x.new_zeros(x.shape[0], w_out.shape[1])
         gamma, delta = 1.0, 0.0
         hidden = [*self.in_layers[1:], *self.out_layers[:-1]]
-        for step, (a, b) in zip(timesteps, coefficients):
+        chain = list(zip(timesteps, coefficients))
+        if len(chain) > 1:  # a one-step chain never needs W_in of its result
+            w_in_w_out = w_in @ w_out  # hidden x hidden
+            w_in_b_out = w_in @ b_out
+        for i, (step, (a, b)) in enumerate(chain):
             t = torch.full((1,), step, dtype=torch.long, device=x.device)
             offset = self.emb_layer(timestep_embedding(t, self.emb_size)) @ w_emb.T + first.bias
             u = self.act(z + offset)
             for layer in hidden:
                 u = self.act(layer(u))
-            z = a * (u @ w_in_w_out.T + w_in_b_out) + b * z
+            if i + 1 < len(chain):
+                z = a * (u @ w_in_w_out.T + w_in_b_out) + b * z
             s = a * u + b * s
             gamma, delta = b * gamma, a + b * delta
         out = torch.addmm(delta * b_out, s, w_out.T)
