@@ -124,11 +124,15 @@ def test_save_load_gives_identical_scores_and_loads_weights_only(workdir):
     assert torch.equal(fresh.sampler.loss_history, model.sampler.loss_history)
 
 
-def test_factored_reverse_chain_gives_the_same_metrics_as_the_step_by_step_chain(workdir, monkeypatch):
+# floors: a random ranking of ml-100k gets NDCG@10 of about 0.01; 3 short epochs are well above it
+@pytest.mark.parametrize("name, extra, floor", [("DiffRec", {"dims_dnn": [200, 600]}, 0.05),
+                                                ("LDiffRec", {"dims_dnn": [100], "n_cate": 2, "in_dims": [100]}, 0.03)])
+def test_factored_reverse_chain_gives_the_same_metrics_as_the_step_by_step_chain(name, extra, floor, workdir,
+                                                                                   monkeypatch):
     from recbole_diffrec.networks import MLPDenoiser
 
-    settings = {**FAST, "steps": 20, "dims_dnn": [200, 600], "epochs": 3}
-    config, (train, valid, test), model, trainer = prepare("DiffRec", config_dict=settings)
+    settings = {**FAST, "steps": 20, "epochs": 3, **extra}
+    config, (train, valid, test), model, trainer = prepare(name, config_dict=settings)
     trainer.fit(train, valid, saved=False, show_progress=False)
     calls = []
     chain = MLPDenoiser.affine_chain
@@ -140,7 +144,7 @@ def test_factored_reverse_chain_gives_the_same_metrics_as_the_step_by_step_chain
     assert factored.keys() == step_by_step.keys()
     for key in factored:
         assert abs(factored[key] - step_by_step[key]) <= 1e-6, (key, factored[key], step_by_step[key])
-    assert factored["ndcg@10"] > 0.05
+    assert factored["ndcg@10"] > floor
 
 
 class _Payload:
