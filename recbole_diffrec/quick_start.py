@@ -49,14 +49,16 @@ def run(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=None, config_
     )
     test_result = trainer.evaluate(test_data, load_best_model=saved, show_progress=config["show_progress"])
     log_file = next((h.baseFilename for h in logging.getLogger().handlers if hasattr(h, "baseFilename")), None)
-    logger.info(set_color("best valid ", "yellow") + f": {dict(best_valid_result or {})}")
-    logger.info(set_color("test result", "yellow") + f": {dict(test_result)}")
+    best_valid_result = {k: float(v) for k, v in (best_valid_result or {}).items()}
+    test_result = {k: float(v) for k, v in test_result.items()}
+    logger.info(set_color("best valid ", "yellow") + f": {best_valid_result}")
+    logger.info(set_color("test result", "yellow") + f": {test_result}")
     return {
         "model": config["model"],
         "dataset": config["dataset"],
         "best_valid_score": best_valid_score,
-        "best_valid_result": {k: float(v) for k, v in (best_valid_result or {}).items()},
-        "test_result": {k: float(v) for k, v in test_result.items()},
+        "best_valid_result": best_valid_result,
+        "test_result": test_result,
         "checkpoint": trainer.saved_model_file if saved else None,
         "log_file": log_file,
     }
