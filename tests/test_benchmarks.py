@@ -29,3 +29,18 @@ def test_compare_shows_progress_and_writes_the_table(tmp_path):
     table = (out / "ml-100k.md").read_text()
     assert "| BPR | 1 |" in table
     assert not (REPO / "results" / "ml-100k.csv").exists()
+
+
+def test_protocol_timing_records_every_phase(tmp_path):
+    out = tmp_path / "protocol.md"
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "protocol.py"), "--dataset", "ml-100k", "--config_files", "",
+         "--set", "epochs=2", "eval_step=1", "--repeats", "1", "--workdir", str(tmp_path), "--out", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line.split("|")[1:-1] for line in out.read_text().splitlines() if line.startswith("| 1 |")]
+    assert len(rows) == 1
+    wall, *phases = (float(cell) for cell in rows[0][1:7])
+    assert all(p >= 0 for p in phases) and abs(sum(phases) - wall) < 0.05  # the phases add up to the wall time
+    assert (tmp_path / "saved").is_dir() and not (REPO / "benchmarks" / "results" / "protocol-cpu.md").exists()
