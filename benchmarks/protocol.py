@@ -12,10 +12,13 @@ from the moment the parent started the process:
     exit      until the process has ended
 
     python benchmarks/protocol.py --repeats 3                 # needs dataset/ml-1m_clean (see README)
+    python benchmarks/protocol.py --models DiffRec recbole.DiffRec --repeats 1   # side by side
     python benchmarks/protocol.py --device cuda --repeats 3
     python benchmarks/protocol.py --dataset ml-100k --config_files "" --set epochs=5   # a quick check
 
-Writes benchmarks/results/protocol-<device>.md (or --out) with the hardware and versions.
+RecBole's built-in DiffRec (`recbole.DiffRec`) gets the same MLP and evaluation batch as in `speed.py`.
+Runs of several models are interleaved (model after model in every repeat). Writes
+benchmarks/results/protocol-<device>.md (or --out) with the hardware and versions.
 """
 
 import argparse
@@ -77,7 +80,7 @@ def run_once(model, dataset, config_files, overrides, workdir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default="DiffRec")
+    parser.add_argument("--models", nargs="+", default=["DiffRec"])
     parser.add_argument("--dataset", default="ml-1m_clean")
     parser.add_argument("--config_files", default=PAPER, help="space-separated yaml files ('' for none)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -96,26 +99,37 @@ def main(argv=None):
 
     import torch
 
+    from speed import BUILTIN
+
     runs = []
     for r in range(args.repeats):
-        runs.append(run_once(args.model, args.dataset, config_files, overrides, args.workdir))
-        phases = "  ".join(f"{p} {runs[-1]['phases'][p]:.2f}" for p in PHASES)
-        print(f"run {r + 1}/{args.repeats}: wall {runs[-1]['wall']:.2f} s ({phases}); "
-              f"test recall@20 {runs[-1]['test'].get('recall@20', float('nan')):.4f}", flush=True)
+        for model in args.models:
+            settings = {**overrides, **(BUILTIN if model == "recbole.DiffRec" else {})}
+            if model == "recbole.DiffRec":
+                settings["eval_batch_size"] = 400 * 2811  # 400 users of ML-1M clean, as speed.py
+            run = run_once(model, args.dataset, config_files, settings, args.workdir)
+            runs.append({"model": model, **run})
+            phases = "  ".join(f"{p} {run['phases'][p]:.2f}" for p in PHASES)
+            print(f"run {r + 1}/{args.repeats} {model}: wall {run['wall']:.2f} s ({phases}); "
+                  f"test recall@20 {run['test'].get('recall@20', float('nan')):.4f}", flush=True)
 
     device = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
-    versions = {"python": platform.python_version(), "torch": torch.__version__, "device": device}
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "device": device,
+                "torch_threads": torch.get_num_threads()}
     command = shlex.join(["python", "benchmarks/protocol.py", *(argv if argv is not None else sys.argv[1:])])
-    lines = [f"# The paper's protocol end to end: {args.model} on {args.dataset} ({args.device})", "",
+    lines = [f"# The paper's protocol end to end on {args.dataset} ({args.device})", "",
              f"Hardware and versions: `{json.dumps(versions)}`", "",
              "Seconds of wall time, each run a fresh process; a phase is the time from the end of the one before.", "",
-             "| run | wall s | " + " | ".join(PHASES) + " | test R@20 | test N@20 |",
-             "|---|---|" + "---|" * len(PHASES) + "---|---|"]
-    for i, run in enumerate(runs, 1):
-        lines.append(f"| {i} | {run['wall']:.2f} | " + " | ".join(f"{run['phases'][p]:.2f}" for p in PHASES)
-                     + f" | {run['test'].get('recall@20', float('nan')):.4f} | {run['test'].get('ndcg@20', float('nan')):.4f} |")
-    lines.append(f"| median | {statistics.median(r['wall'] for r in runs):.2f} | "
-                 + " | ".join(f"{statistics.median(r['phases'][p] for r in runs):.2f}" for p in PHASES) + " | | |")
+             "| model | run | wall s | " + " | ".join(PHASES) + " | test R@20 | test N@20 |",
+             "|---|---|---|" + "---|" * len(PHASES) + "---|---|"]
+    for model in args.models:
+        mine = [run for run in runs if run["model"] == model]
+        for i, run in enumerate(mine, 1):
+            lines.append(f"| {model} | {i} | {run['wall']:.2f} | " + " | ".join(f"{run['phases'][p]:.2f}" for p in PHASES)
+                         + f" | {run['test'].get('recall@20', float('nan')):.4f} | {run['test'].get('ndcg@20', float('nan')):.4f} |")
+        if len(mine) > 1:
+            lines.append(f"| {model} | median | {statistics.median(r['wall'] for r in mine):.2f} | "
+                         + " | ".join(f"{statistics.median(r['phases'][p] for r in mine):.2f}" for p in PHASES) + " | | |")
     lines += ["", f"Command: `{command}`"]
     out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / f"protocol-{args.device}.md"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -39,8 +39,8 @@ def test_protocol_timing_records_every_phase(tmp_path):
         capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    rows = [line.split("|")[1:-1] for line in out.read_text().splitlines() if line.startswith("| 1 |")]
+    rows = [line.split("|")[1:-1] for line in out.read_text().splitlines() if line.startswith("| DiffRec | 1 |")]
     assert len(rows) == 1
-    wall, *phases = (float(cell) for cell in rows[0][1:7])
+    wall, *phases = (float(cell) for cell in rows[0][2:8])
     assert all(p >= 0 for p in phases) and abs(sum(phases) - wall) < 0.05  # the phases add up to the wall time
     assert (tmp_path / "saved").is_dir() and not (REPO / "benchmarks" / "results" / "protocol-cpu.md").exists()
