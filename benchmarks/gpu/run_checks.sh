@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Run THERE, on the GPU machine, from the repository root, with .whl/ (fetch_wheels.sh) and
+# dataset/ml-1m_clean carried. Everything it measures goes to $OUT (or ./gpu-out): the CUDA tests, the
+# same-run speed table, the paper's protocol end to end (3 fresh processes) and fewer-step inference.
+# STEPS picks a subset, e.g. STEPS="tests protocol" (default: tests speed protocol inference).
+set -uo pipefail
+OUT=${OUT:-gpu-out}
+mkdir -p "$OUT"
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+export PYTHONPYCACHEPREFIX=/tmp/pycache  # the copied tree may not take bytecode files; compile once, not per run
+python3 -c "import torch, recbole_diffrec; print(torch.__version__, torch.cuda.get_device_name())" || exit 1
+python3 -m compileall -q recbole_diffrec benchmarks /tmp/site >/dev/null 2>&1
+for step in ${STEPS:-tests speed protocol inference}; do
+  case "$step" in
+    tests) python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tee "$OUT/tests.log" ;;
+    speed) python3 benchmarks/speed.py --device cuda --epochs 10 --rounds 2 2>&1 | tail -n 40 | tee "$OUT/speed.log"
+           cp benchmarks/results/speed-cuda.* "$OUT/" ;;
+    protocol) python3 benchmarks/protocol.py --device cuda --models DiffRec recbole.DiffRec --repeats 3 \
+                --workdir /tmp/protocol 2>&1 | tail -n 30 | tee "$OUT/protocol.log"
+              cp benchmarks/results/protocol-cuda.md "$OUT/" ;;
+    inference) python3 benchmarks/inference_steps.py --train 2>&1 | tail -n 20 | tee "$OUT/inference.log"
+               cp benchmarks/results/inference_steps-cuda.md "$OUT/" ;;
+    *) echo "unknown step $step" >&2 ;;
+  esac
+done
