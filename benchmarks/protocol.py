@@ -86,7 +86,8 @@ def main(argv=None):
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra settings")
-    parser.add_argument("--workdir", default=str(REPO), help="where the runs write log/ and saved/")
+    parser.add_argument("--workdir", default=str(REPO), help="the runs' working folder: they write log/ and saved/ there, and a relative data_path "
+                        "(dataset/ in the dataset configs) is read from there")
     parser.add_argument("--out", default=None, help="result file (default benchmarks/results/protocol-<device>.md)")
     args = parser.parse_args(argv)
     overrides = {"show_progress": False, "use_gpu": args.device == "cuda"}
