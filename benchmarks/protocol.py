@@ -32,6 +32,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parent.parent
 PAPER = " ".join(str(REPO / "dataset_configs" / name)
                  for name in ("ml-1m_clean.yaml", "ml-1m_clean_diffrec_paper.yaml"))
@@ -51,13 +53,6 @@ result = trainer.evaluate(test, load_best_model=True, show_progress=False)
 stamps["test"] = time.time()
 print("PROTOCOL " + json.dumps({"stamps": stamps, "test": {k: float(v) for k, v in result.items()}}), flush=True)
 """
-
-
-def parse_value(text):
-    """`--set key=value` values as YAML would read them (numbers, booleans, lists), else the string."""
-    import yaml
-
-    return yaml.safe_load(text)
 
 
 def run_once(model, dataset, config_files, overrides, workdir):
@@ -95,7 +90,7 @@ def main(argv=None):
         key, sep, value = item.partition("=")
         if not sep:
             parser.error(f"--set: {item!r} is not KEY=VALUE")
-        overrides[key] = parse_value(value)
+        overrides[key] = yaml.safe_load(value)  # numbers, booleans, lists as YAML reads them
     config_files = args.config_files.split() or None
 
     import torch
@@ -106,8 +101,6 @@ def main(argv=None):
     for r in range(args.repeats):
         for model in args.models:
             settings = {**overrides, **(BUILTIN if model == "recbole.DiffRec" else {})}
-            if model == "recbole.DiffRec":
-                settings["eval_batch_size"] = 400 * 2811  # 400 users of ML-1M clean, as speed.py
             run = run_once(model, args.dataset, config_files, settings, args.workdir)
             runs.append({"model": model, **run})
             phases = "  ".join(f"{p} {run['phases'][p]:.2f}" for p in PHASES)

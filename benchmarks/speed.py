@@ -32,6 +32,7 @@ PAPER = [str(REPO / "dataset_configs" / "ml-1m_clean.yaml"),
 BUILTIN = {  # RecBole's DiffRec keys for the same model; eval batch of 400 users (its default is 1 user)
     "dims_dnn": [600, 200, 600], "embedding_size": 10, "mlp_act_func": "tanh", "time-aware": False,
     "history_num_per_term": 10,
+    "eval_batch_size": 400 * 2811,  # RecBole counts (user, item) pairs: 400 users of ML-1M clean's 2811 items
 }
 
 
@@ -93,7 +94,6 @@ def measure(model, phase, device, data_path, epochs=1):
                  "checkpoint_dir": "/tmp/recbole-diffrec-bench", "state": "WARNING"}
     if model.startswith("recbole."):
         overrides.update(BUILTIN)
-        overrides["eval_batch_size"] = 400 * 2811
     if model == "LDiffRec":
         overrides.update({"noise_max": 0.02, "dims_dnn": [300], "learning_rate": 0.0005})
     config, (train, valid, _), net, trainer = prepare(model, "ml-1m_clean", PAPER, overrides)
