@@ -8,7 +8,7 @@ one warm-up evaluation: the steady cost of each validation of a run). RecBole's 
 every round, and the tables are rewritten after every row, so a run cut short still leaves same-run
 ratios. Writes benchmarks/results/speed-<device>.{json,md} with the hardware and versions. The pseudo-model
 "matmul-floor" times the denoiser's matrix products alone (no diffusion, no data): what no implementation
-of the paper's model can go below on this hardware.
+of the paper's model can go below on this hardware (in float32).
 
     python benchmarks/speed.py                        # needs dataset/ml-1m_clean (see README)
     python benchmarks/speed.py --models DiffRec recbole.DiffRec --device cuda
@@ -92,11 +92,14 @@ def measure(model, phase, device, data_path, epochs=1):
 
     overrides = {"show_progress": False, "use_gpu": device == "cuda", "data_path": data_path,
                  "checkpoint_dir": "/tmp/recbole-diffrec-bench", "state": "WARNING"}
-    if model.startswith("recbole."):
+    name, _, precision = model.partition("@")  # DiffRec@float32: DiffRec with train_precision float32
+    if precision:
+        overrides["train_precision"] = precision
+    if name.startswith("recbole."):
         overrides.update(BUILTIN)
-    if model == "LDiffRec":
+    if name == "LDiffRec":
         overrides.update({"noise_max": 0.02, "dims_dnn": [300], "learning_rate": 0.0005})
-    config, (train, valid, _), net, trainer = prepare(model, "ml-1m_clean", PAPER, overrides)
+    config, (train, valid, _), net, trainer = prepare(name, "ml-1m_clean", PAPER, overrides)
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     trainer._train_epoch(train, 0)  # warm-up (and the sampler's history fills)
     trainer.eval_collector.data_collect(train)
@@ -126,14 +129,27 @@ def measure(model, phase, device, data_path, epochs=1):
     return out
 
 
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        return f"{names[0]} ({platform.machine()})" if names else platform.machine()
+    except OSError:
+        return platform.processor() or platform.machine()
+
+
 def hardware(device):
     import numpy
     import recbole
     import torch
 
+    sys.path.insert(0, str(REPO))
+    from recbole_diffrec.trainer import native_cpu_bfloat16
+
     info = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-            "recbole": recbole.__version__, "cpu": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads()}
+            "recbole": recbole.__version__, "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_native_bfloat16": native_cpu_bfloat16()}
     if device == "cuda":
         info["gpu"] = torch.cuda.get_device_name(0)
     return info
@@ -141,7 +157,10 @@ def hardware(device):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=["recbole.DiffRec", "DiffRec", "TDiffRec", "LDiffRec"])
+    parser.add_argument("--models", nargs="+",
+                        default=["recbole.DiffRec", "DiffRec", "DiffRec@float32", "TDiffRec", "LDiffRec"],
+                        help="model names; NAME@float32 or NAME@bfloat16 pins one of ours to that training "
+                             "precision (plain names use the default, train_precision: auto)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--data_path", default=str(REPO / "dataset"))
     parser.add_argument("--epochs", type=int, default=2, help="timed training epochs (averaged)")

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 SCHEDULES = ("linear", "linear-var", "cosine", "binomial")
@@ -230,7 +231,8 @@ class GaussianDiffusion(nn.Module):
             return x_start
         if noise is None:
             noise = torch.randn_like(x_start)
-        return _gather(self.sqrt_alphas_cumprod_f32, t) * x_start + _gather(self.sqrt_one_minus_alphas_cumprod_f32, t) * noise
+        return torch.addcmul(_gather(self.sqrt_one_minus_alphas_cumprod_f32, t) * noise,
+                             _gather(self.sqrt_alphas_cumprod_f32, t), x_start)
 
     def q_posterior_mean(self, x_start, x_t, t):
         """Mean of q(x_{t-1} | x_t, x_0)."""
@@ -257,7 +259,8 @@ class GaussianDiffusion(nn.Module):
         x_t = self.q_sample(x_start, t, noise)
         output = denoiser(x_t, t)
         target = x_start if self.mean_type == "x0" else noise
-        mse = (target - output).pow(2).mean(-1)
+        # one fused kernel forward and backward (under autocast it computes in float32)
+        mse = F.mse_loss(output, target, reduction="none").mean(-1)
         if return_x0:
             x0 = output if self.mean_type == "x0" else self.predict_xstart_from_eps(x_t, t, output)
             return self._weighted_loss(mse, x_start, x_t, t, output, reweight), x0
@@ -274,7 +277,7 @@ class GaussianDiffusion(nn.Module):
             weight = (1 - self.alphas_cumprod[t]) / (
                 (1 - self.alphas_cumprod_prev[t]).pow(2) * (1 - self.betas[t])
             )
-            likelihood = (x_start - self.predict_xstart_from_eps(x_t, t, output)).pow(2).mean(-1) / 2.0
+            likelihood = F.mse_loss(self.predict_xstart_from_eps(x_t, t, output), x_start, reduction="none").mean(-1) / 2.0
             loss = torch.where(first, likelihood, mse)
         weight = torch.where(first, torch.ones_like(weight), weight)
         return weight.float() * loss

@@ -33,8 +33,8 @@ def recency_weights(user_ids, timestamps, w_min, w_max):
 class InteractionRows(nn.Module):
     """Users' interaction vectors, stored as CSR buffers on the model's device.
 
-    `dense(users)` builds the batch's dense rows there: a fixed-size flat index (an upper bound on the
-    batch's non-zeros, known on the host from the row lengths) is mapped to (row, column) pairs and
+    `dense(users)` builds the batch's dense rows there: a flat index (on a GPU of fixed size, an upper
+    bound on the batch's non-zeros known on the host from the row lengths; on the CPU the exact count) is mapped to (row, column) pairs and
     scattered into a zero matrix. No Python loop, no host sync, and memory proportional to the batch,
     not to the catalogue times the users. Duplicate (user, item) pairs keep the last value given.
     """
@@ -63,14 +63,19 @@ class InteractionRows(nn.Module):
     def nnz(self):
         return int(self.indices.numel())
 
-    def dense(self, users):
-        """Dense rows (len(users), n_items), float32, on the buffers' device."""
+    def dense(self, users, exact_count=None):
+        """Dense rows (len(users), n_items), float32, on the buffers' device. `exact_count` (default: on
+        the CPU) sizes the flat index by the batch's exact non-zero count instead of the bound."""
         batch = users.shape[0]
-        bound = int(self._bound[min(batch, self.n_users)])
         device = self.indptr.device
         starts = self.indptr[users]
         lengths = self.indptr[users + 1] - starts
         ends = torch.cumsum(lengths, 0)
+        if device.type == "cpu" if exact_count is None else exact_count:
+            # nothing to wait for on the CPU: the exact count costs less than the padding
+            bound = int(ends[-1]) if batch else 0
+        else:  # reading the count would sync with the device; the bound needs no read
+            bound = int(self._bound[min(batch, self.n_users)])
         flat = torch.arange(bound, device=device)
         row = torch.searchsorted(ends, flat, right=True)  # == batch past the batch's last non-zero
         safe_row = row.clamp_max(batch - 1)

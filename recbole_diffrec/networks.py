@@ -11,6 +11,20 @@ from recbole_diffrec.diffusion import timestep_embedding
 ACTIVATIONS = {"tanh": torch.tanh, "relu": F.relu, "sigmoid": torch.sigmoid, "gelu": F.gelu}
 
 
+class InputDropout(nn.Dropout):
+    """Dropout whose mask on the CPU comes from one uniform draw compared with p: the same distribution
+    as nn.Dropout, about 3x cheaper there for an item-sized input (torch's CPU bernoulli_ is slow). Other
+    devices keep torch's fused dropout kernel (one launch instead of four)."""
+
+    def forward(self, x):
+        if not self.training or self.p == 0:
+            return x
+        if x.device.type != "cpu":
+            return super().forward(x)
+        keep = torch.rand_like(x).ge_(self.p).mul_(1.0 / (1.0 - self.p))  # 0 or 1/(1-p), in place
+        return x * keep
+
+
 def init_linear(layer):
     """Xavier-normal weights, N(0, 0.001) biases, as the paper's code."""
     fan_out, fan_in = layer.weight.shape
@@ -47,7 +61,7 @@ class MLPDenoiser(nn.Module):
             nn.Linear(a, b) for a, b in zip([in_dims[0] + emb_size] + in_dims[1:-1], in_dims[1:])
         )
         self.out_layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(out_dims[:-1], out_dims[1:]))
-        self.drop = nn.Dropout(dropout)
+        self.drop = InputDropout(dropout)
         for layer in [self.emb_layer, *self.in_layers, *self.out_layers]:
             init_linear(layer)
 
@@ -55,8 +69,11 @@ class MLPDenoiser(nn.Module):
         emb = self.emb_layer(timestep_embedding(t, self.emb_size))
         if self.norm:
             x = F.normalize(x)
-        h = torch.cat([self.drop(x), emb], dim=-1)
-        for layer in self.in_layers:
+        # the first layer on [x, emb] without building the concatenation (an item-sized copy)
+        first = self.in_layers[0]
+        n = x.shape[-1]
+        h = self.act(F.linear(self.drop(x), first.weight[:, :n]) + F.linear(emb, first.weight[:, n:], first.bias))
+        for layer in self.in_layers[1:]:
             h = self.act(layer(h))
         last = len(self.out_layers) - 1
         for i, layer in enumerate(self.out_layers):

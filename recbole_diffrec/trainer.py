@@ -20,9 +20,40 @@ from recbole.utils import get_trainer as recbole_get_trainer
 from recbole.utils import set_color
 from tqdm import tqdm
 
+from recbole_diffrec.settings import SettingError
+
 CHECKPOINT_FORMAT = "recbole-diffrec-checkpoint/1"
 _PLAIN = (str, int, float, bool, type(None))
 SNAPSHOT_SECONDS = 60  # a resume snapshot at least this often, whatever resume_every says
+
+
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def native_cpu_bfloat16():
+    """Whether this CPU multiplies bfloat16 matrices in hardware (AVX512-BF16 or AMX): there, bfloat16
+    matrix products run about 4x faster than float32 ones; elsewhere oneDNN emulates them, slower."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def training_autocast_dtype(precision, device):
+    """The autocast dtype of the training step for `train_precision` on `device`, or None for float32.
+
+    "auto" is bfloat16 on a CPU with native bfloat16 matrix products and float32 everywhere else
+    (a GPU's training step is bound by kernel launches at these sizes, not by its matrix products).
+    Only the forward pass and the loss run under autocast; weights, optimizer state, gradients
+    accumulated into the weights and the whole evaluation stay float32."""
+    if precision not in PRECISIONS:
+        raise SettingError("train_precision", precision, f"must be one of {list(PRECISIONS)}")
+    if precision == "float32" or (precision == "auto" and (device.type != "cpu" or not native_cpu_bfloat16())):
+        return None
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise SettingError("train_precision", precision,
+                           f"this GPU ({torch.cuda.get_device_name(device)}) has no bfloat16 support; use float32 or auto")
+    if device.type not in ("cpu", "cuda"):
+        raise SettingError("train_precision", precision, f"bfloat16 training runs on cpu or cuda, not {device.type}")
+    return torch.bfloat16
 
 
 def _distributed():
@@ -186,6 +217,9 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
         finally:
             config["single_spec"] = not distributed
         self.distributed = distributed
+        self.autocast_dtype = training_autocast_dtype(model.settings["train_precision"], self.device)
+        self.logger.info(f"training step precision: {'float32' if self.autocast_dtype is None else 'bfloat16 autocast'} "
+                         f"(train_precision={model.settings['train_precision']!r})")
         if distributed:  # ranks were seeded apart: start every replica from rank 0's weights and state
             for tensor in self.model.state_dict().values():
                 torch.distributed.broadcast(tensor, src=0)
@@ -225,7 +259,16 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
     def _build_optimizer(self, **kwargs):
         if "params" not in kwargs:
             kwargs["params"] = self.model.optimizer_groups(self.learning_rate)
-        return super()._build_optimizer(**kwargs)
+        optimizer = super()._build_optimizer(**kwargs)
+        if type(optimizer) in (torch.optim.Adam, torch.optim.AdamW):
+            # The same update in one fused kernel per parameter group: 4x faster than the per-tensor loop
+            # on the CPU, where it is otherwise a tenth of a training epoch.
+            groups = [{**group, "fused": True, "foreach": None} for group in optimizer.param_groups]
+            try:
+                optimizer = type(optimizer)(groups, fused=True)
+            except (RuntimeError, ValueError):  # a device or dtype without the fused kernel
+                pass
+        return optimizer
 
     def _to_device(self, interaction):
         """The batch on the model's device. On CUDA through pinned memory and without blocking: a copy
@@ -254,7 +297,9 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
         for interaction in iter_data:
             interaction = self._to_device(interaction)
             self.optimizer.zero_grad()
-            loss = loss_func(interaction)
+            with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                                enabled=self.autocast_dtype is not None):
+                loss = loss_func(interaction)
             loss.backward()
             if self.distributed:
                 self._all_reduce_gradients()

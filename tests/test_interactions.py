@@ -7,14 +7,16 @@ import torch
 from recbole_diffrec.interactions import InteractionRows, recency_weights
 
 
-def test_dense_rows_equal_scipy_rows():
+@pytest.mark.parametrize("exact_count", [None, True, False])  # None: the device's default (exact on the CPU)
+def test_dense_rows_equal_scipy_rows(exact_count):
     rng = np.random.default_rng(0)
     users, items = rng.integers(0, 40, 600), rng.integers(0, 25, 600)
     values = rng.random(600)
     rows = InteractionRows(users, items, values, 40, 25)
     full = rows.to_scipy().toarray()
-    for batch in ([0], [5, 5, 39], list(range(40)), [17, 3, 0, 22]):
-        got = rows.dense(torch.tensor(batch)).numpy()
+    for batch in ([0], [5, 5, 39], list(range(40)), [17, 3, 0, 22], []):
+        got = rows.dense(torch.tensor(batch, dtype=torch.long), exact_count=exact_count).numpy()
+        assert got.shape == (len(batch), 25)
         assert np.allclose(got, full[batch])
 
 

@@ -12,6 +12,7 @@ from recbole.utils import InputType, ModelType
 from recbole_diffrec.diffusion import MEAN_TYPES, SCHEDULES, GaussianDiffusion, TimestepSampler, make_betas
 from recbole_diffrec.interactions import InteractionRows
 from recbole_diffrec.settings import SettingError, SettingsReader
+from recbole_diffrec.trainer import PRECISIONS
 
 
 class DiffusionRecommender(GeneralRecommender):
@@ -40,6 +41,7 @@ class DiffusionRecommender(GeneralRecommender):
         s["inference_steps"] = reader.integer("inference_steps", low=0, high=s["steps"])
         s["eval_batch_users"] = reader.integer("eval_batch_users", low=0)
         s["resume_every"] = reader.integer("resume_every", low=1)
+        s["train_precision"] = reader.choice("train_precision", PRECISIONS)
         uses_bounds = s["noise_schedule"] in ("linear", "linear-var") and s["noise_scale"] > 0
         if uses_bounds and s["noise_min"] >= s["noise_max"]:
             raise SettingError(

@@ -19,7 +19,7 @@ from torch import nn
 
 from recbole_diffrec.embeddings import cached_spectral_embeddings, kmeans_clusters
 from recbole_diffrec.models.diffrec import DiffRec, TimeAwareMixin
-from recbole_diffrec.networks import ACTIVATIONS, MLPDenoiser, init_linear
+from recbole_diffrec.networks import ACTIVATIONS, InputDropout, MLPDenoiser, init_linear
 from recbole_diffrec.settings import SettingError
 
 EMB_SOURCES = ("learned", "file", "none")
@@ -99,7 +99,7 @@ class GroupVAE(nn.Module):
         for g, item_ids in enumerate(groups):
             self.register_buffer(f"group_{g}", item_ids.clone(), persistent=False)
         self.n_groups, self.n_items = len(groups), n_items
-        self.drop = nn.Dropout(dropout)
+        self.drop = InputDropout(dropout)
         self.reparam = reparam
 
     def groups(self):

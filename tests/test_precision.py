@@ -1,0 +1,91 @@
+"""The training step's precision (train_precision), the fused optimizer and the input dropout."""
+
+import pytest
+import torch
+
+from recbole_diffrec import trainer as trainer_module
+from recbole_diffrec.networks import InputDropout
+from recbole_diffrec.quick_start import prepare
+from recbole_diffrec.settings import SettingError
+from recbole_diffrec.trainer import training_autocast_dtype
+
+FAST = {"show_progress": False, "epochs": 1, "steps": 5, "dims_dnn": [64], "eval_batch_users": 256}
+CPU = torch.device("cpu")
+
+
+def test_precision_choices(monkeypatch):
+    assert training_autocast_dtype("float32", CPU) is None
+    assert training_autocast_dtype("bfloat16", CPU) is torch.bfloat16
+    monkeypatch.setattr(trainer_module, "native_cpu_bfloat16", lambda: True)
+    assert training_autocast_dtype("auto", CPU) is torch.bfloat16
+    monkeypatch.setattr(trainer_module, "native_cpu_bfloat16", lambda: False)
+    assert training_autocast_dtype("auto", CPU) is None  # emulated bfloat16 would be slower than float32
+    # auto never picks bfloat16 on a GPU, whatever it supports
+    assert training_autocast_dtype("auto", torch.device("cuda")) is None
+    with pytest.raises(SettingError, match=r"train_precision='half'.*auto.*float32.*bfloat16"):
+        training_autocast_dtype("half", CPU)
+
+
+def test_bfloat16_on_a_gpu_without_it_is_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a, **k: "Old GPU")
+    with pytest.raises(SettingError, match=r"train_precision='bfloat16'.*Old GPU.*no bfloat16"):
+        training_autocast_dtype("bfloat16", torch.device("cuda"))
+
+
+def test_a_bad_precision_is_refused_before_any_data_loads(workdir):
+    with pytest.raises(SettingError, match=r"train_precision='fp16'"):
+        prepare("DiffRec", config_dict={**FAST, "train_precision": "fp16"})
+
+
+def _output_layer_dtypes(net, trainer, train, valid):
+    seen = []
+    layer = net.denoiser.out_layers[-1]
+    handle = layer.register_forward_hook(lambda module, args, out: seen.append((module.training, out.dtype)))
+    try:
+        trainer._train_epoch(train, 0)
+        net.eval()
+        scores = net.user_scores(torch.arange(1, 9))
+    finally:
+        handle.remove()
+    return {dtype for training, dtype in seen if training}, scores
+
+
+@pytest.mark.parametrize(("precision", "expected"), [("bfloat16", torch.bfloat16), ("float32", torch.float32)])
+def test_training_step_runs_in_the_set_precision_and_everything_else_in_float32(workdir, precision, expected):
+    config, (train, valid, _), net, trainer = prepare("DiffRec",
+                                                      config_dict={**FAST, "train_precision": precision})
+    train_dtypes, scores = _output_layer_dtypes(net, trainer, train, valid)
+    assert train_dtypes == {expected}
+    assert scores.dtype == torch.float32 and torch.isfinite(scores).all()
+    assert all(p.dtype == torch.float32 for p in net.parameters())
+    assert all(p.grad is None or p.grad.dtype == torch.float32 for p in net.parameters())
+
+
+@pytest.mark.parametrize("model", ["DiffRec", "LDiffRec"])
+def test_adam_is_fused_and_keeps_the_parameter_groups(workdir, model):
+    extra = {"n_cate": 1} if model == "LDiffRec" else {}
+    config, _, net, trainer = prepare(model, config_dict={**FAST, **extra, "learning_rate": 0.002})
+    groups = trainer.optimizer.param_groups
+    assert type(trainer.optimizer) is torch.optim.Adam and all(g["fused"] for g in groups)
+    assert [g["lr"] for g in groups] == [g["lr"] for g in net.optimizer_groups(0.002)]
+    assert sum(len(g["params"]) for g in groups) == sum(1 for p in net.parameters() if p.requires_grad)
+
+
+def test_input_dropout_keeps_the_distribution_of_dropout():
+    torch.manual_seed(0)
+    drop = InputDropout(0.3)
+    x = torch.rand(400, 1000) + 0.5
+    out = drop(x)
+    kept = out != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.005  # 400,000 draws: std of the mean 0.0007
+    assert torch.allclose(out[kept], x[kept] / 0.7)
+    # independent of position: every column keeps about 70% (400 draws each, 5 std = 0.115)
+    assert (kept.float().mean(0) - 0.7).abs().max() < 0.115
+    x.requires_grad_(True)
+    out = drop(x)
+    out.sum().backward()
+    assert torch.allclose(x.grad, (out != 0).float() / 0.7)
+    drop.eval()
+    assert drop(x) is x
+    assert InputDropout(0.0).train()(x) is x
