@@ -118,7 +118,9 @@ def write_report(dataset, csv_path):
     models = list(dict.fromkeys(r["model"] for r in rows))
     out = [f"# {dataset}: side by side", "",
            "Test metrics, mean ± std over seeds (full ranking; model selection on validation). "
-           "Produced by `benchmarks/compare.py`; each row's settings are listed below the table.", "",
+           "Produced by `benchmarks/compare.py`; each row's settings are listed below the table. "
+           "Rows of recbole-diffrec's models without `train_precision` in their settings ran with the default, "
+           "`auto`: bfloat16 autocast of the training step on a CPU with native bfloat16, float32 elsewhere.", "",
            "| model | seeds | R@10 | R@20 | N@10 | N@20 | s/epoch | total s | params | peak MB |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     summary = {}
