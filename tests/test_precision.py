@@ -89,3 +89,54 @@ def test_input_dropout_keeps_the_distribution_of_dropout():
     drop.eval()
     assert drop(x) is x
     assert InputDropout(0.0).train()(x) is x
+
+
+def _concatenated_forward(self, x, t):
+    """The denoiser as the paper writes it: one first layer over the concatenation [x, emb]."""
+    from recbole_diffrec.diffusion import timestep_embedding
+
+    emb = self.emb_layer(timestep_embedding(t, self.emb_size))
+    h = torch.cat([self.drop(x), emb], dim=-1)
+    for layer in self.in_layers:
+        h = self.act(layer(h))
+    for i, layer in enumerate(self.out_layers):
+        h = layer(h)
+        if i != len(self.out_layers) - 1:
+            h = self.act(h)
+    return h
+
+
+def test_float32_training_step_equals_the_straightforward_step(workdir):
+    """The fast float32 step (first layer without the concatenation, exact densifying, fused Adam) gives
+    the straightforward step's loss, gradients and updated weights to float rounding."""
+    import copy
+    import functools
+    import types
+
+    config, (train, _, _), net, trainer = prepare("DiffRec", config_dict={**FAST, "dims_dnn": [32, 64],
+                                                                          "train_precision": "float32"})
+    batch = trainer._to_device(next(iter(train)))
+    net.train()
+    ref = copy.deepcopy(net)
+    ref.denoiser.forward = types.MethodType(_concatenated_forward, ref.denoiser)
+    ref.inputs.dense = functools.partial(ref.inputs.dense, exact_count=False)  # the padded index
+    ref_optimizer = torch.optim.Adam(ref.parameters(), lr=trainer.optimizer.param_groups[0]["lr"], foreach=False)
+    assert trainer.optimizer.param_groups[0]["fused"]
+    for step in range(3):
+        losses = []
+        for model in (net, ref):
+            torch.manual_seed(step)
+            model.zero_grad(set_to_none=True)
+            losses.append(model.calculate_loss(batch))
+            losses[-1].backward()
+        assert losses[0].item() == pytest.approx(losses[1].item(), rel=1e-6)
+        for (name, p), q in zip(net.named_parameters(), ref.parameters()):
+            scale = q.grad.abs().max().item()
+            assert (p.grad - q.grad).abs().max().item() <= 1e-5 * max(scale, 1e-3), name
+            p.grad.copy_(q.grad)  # the optimizers get the same gradients: compare the updates alone
+        trainer.optimizer.step()
+        ref_optimizer.step()
+        for (name, p), q in zip(net.named_parameters(), ref.parameters()):
+            assert (p - q).abs().max().item() <= 1e-6, name
+            with torch.no_grad():
+                p.copy_(q)  # the next step starts from the same weights
