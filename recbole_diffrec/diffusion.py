@@ -277,7 +277,8 @@ class GaussianDiffusion(nn.Module):
             weight = (1 - self.alphas_cumprod[t]) / (
                 (1 - self.alphas_cumprod_prev[t]).pow(2) * (1 - self.betas[t])
             )
-            likelihood = F.mse_loss(self.predict_xstart_from_eps(x_t, t, output), x_start, reduction="none").mean(-1) / 2.0
+            x0_estimate = self.predict_xstart_from_eps(x_t, t, output)
+            likelihood = F.mse_loss(x0_estimate, x_start, reduction="none").mean(-1) / 2.0
             loss = torch.where(first, likelihood, mse)
         weight = torch.where(first, torch.ones_like(weight), weight)
         return weight.float() * loss

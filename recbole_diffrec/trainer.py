@@ -49,8 +49,8 @@ def training_autocast_dtype(precision, device):
     if precision == "float32" or (precision == "auto" and (device.type != "cpu" or not native_cpu_bfloat16())):
         return None
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise SettingError("train_precision", precision,
-                           f"this GPU ({torch.cuda.get_device_name(device)}) has no bfloat16 support; use float32 or auto")
+        gpu = torch.cuda.get_device_name(device)
+        raise SettingError("train_precision", precision, f"this GPU ({gpu}) has no bfloat16 support; use float32 or auto")
     if device.type not in ("cpu", "cuda"):
         raise SettingError("train_precision", precision, f"bfloat16 training runs on cpu or cuda, not {device.type}")
     return torch.bfloat16
@@ -218,8 +218,8 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
             config["single_spec"] = not distributed
         self.distributed = distributed
         self.autocast_dtype = training_autocast_dtype(model.settings["train_precision"], self.device)
-        self.logger.info(f"training step precision: {'float32' if self.autocast_dtype is None else 'bfloat16 autocast'} "
-                         f"(train_precision={model.settings['train_precision']!r})")
+        used = "float32" if self.autocast_dtype is None else "bfloat16 autocast"
+        self.logger.info(f"training step precision: {used} (train_precision={model.settings['train_precision']!r})")
         if distributed:  # ranks were seeded apart: start every replica from rank 0's weights and state
             for tensor in self.model.state_dict().values():
                 torch.distributed.broadcast(tensor, src=0)
