@@ -13,9 +13,10 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 ON_GPU = {"show_progress": False, "state": "WARNING", "use_gpu": True}
 
 
-@pytest.mark.parametrize("model", ["DiffRec", "TDiffRec", "LDiffRec"])
-def test_training_steps_never_sync_with_the_host(model, workdir):
-    _, (train, _, _), net, trainer = prepare(model, "ml-100k", None, ON_GPU)
+@pytest.mark.parametrize(("model", "precision"), [("DiffRec", "auto"), ("TDiffRec", "auto"), ("LDiffRec", "auto"),
+                                                  ("DiffRec", "bfloat16")])
+def test_training_steps_never_sync_with_the_host(model, precision, workdir):
+    _, (train, _, _), net, trainer = prepare(model, "ml-100k", None, {**ON_GPU, "train_precision": precision})
     assert next(net.parameters()).is_cuda
     trainer._train_epoch(train, 0)  # warm-up: allocator, cuBLAS, and the sampler's history fills
     batches = list(train)
@@ -25,7 +26,9 @@ def test_training_steps_never_sync_with_the_host(model, workdir):
         for interaction in batches:
             interaction = trainer._to_device(interaction)
             trainer.optimizer.zero_grad()
-            loss = net.calculate_loss(interaction)
+            with torch.autocast("cuda", dtype=trainer.autocast_dtype or torch.float32,
+                                enabled=trainer.autocast_dtype is not None):
+                loss = net.calculate_loss(interaction)
             loss.backward()
             trainer.optimizer.step()
     finally:

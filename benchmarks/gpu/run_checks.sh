@@ -14,7 +14,8 @@ python3 -m compileall -q recbole_diffrec benchmarks /tmp/site >/dev/null 2>&1
 for step in ${STEPS:-tests speed protocol inference}; do
   case "$step" in
     tests) python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tee "$OUT/tests.log" ;;
-    speed) python3 benchmarks/speed.py --device cuda --epochs 10 --rounds 2 2>&1 | tail -n 40 | tee "$OUT/speed.log"
+    speed) python3 benchmarks/speed.py --device cuda --epochs 10 --rounds 2 \
+             --models recbole.DiffRec DiffRec DiffRec@bfloat16 TDiffRec LDiffRec 2>&1 | tail -n 40 | tee "$OUT/speed.log"
            cp benchmarks/results/speed-cuda.* "$OUT/" ;;
     protocol) python3 benchmarks/protocol.py --device cuda --models DiffRec recbole.DiffRec --repeats 3 \
                 --workdir /tmp/protocol 2>&1 | tail -n 30 | tee "$OUT/protocol.log"
