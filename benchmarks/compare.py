@@ -105,10 +105,14 @@ def report_progress():
 
 
 def model_settings(dataset, model):
+    """The settings file of a row; `base: <row>` in it starts from that row's settings (one copy of the
+    paper's settings, variants list only what they change)."""
     import yaml
 
     path = REPO / "benchmarks" / "configs" / dataset / f"{model}.yaml"
-    return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    settings = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+    base = settings.pop("base", None)
+    return {**model_settings(dataset, base), **settings} if base else settings
 
 
 def write_report(dataset, csv_path):

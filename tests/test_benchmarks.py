@@ -47,3 +47,15 @@ def test_protocol_timing_records_every_phase(tmp_path):
     assert all(p >= 0 for p in phases) and abs(sum(phases) - wall) < 0.05  # the phases add up to the wall time
     assert (tmp_path / "saved").is_dir()  # the runs wrote into --workdir
     assert (committed.read_bytes() if committed.exists() else None) == before  # and --out, not the repo's table
+
+
+def test_a_variant_settings_file_starts_from_its_base_row():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import compare
+    import yaml
+
+    configs = REPO / "benchmarks" / "configs" / "ml-1m_clean"
+    paper = yaml.safe_load((configs / "DiffRec.yaml").read_text())
+    variant = compare.model_settings("ml-1m_clean", "DiffRec@lr5e-4")
+    assert "base" not in variant
+    assert variant == {**paper, "learning_rate": 0.0005}
