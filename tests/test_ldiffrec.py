@@ -128,6 +128,24 @@ def test_lamda_anneals_per_epoch_and_beta_per_batch(workdir):
     assert model.annealed_weights()[0].item() == pytest.approx(0.005)  # floor: 0.003 < anneal_cap
 
 
+@pytest.mark.parametrize("model_name,first_beta", [
+    ("LDiffRec", 0.005 * 0.005),  # the paper's L-DiffRec code: the schedule's own first beta
+    ("LTDiffRec", 0.005 * 0.005),
+    ("DiffRec", 1e-5),  # the paper's DiffRec and T-DiffRec code: beta_1 fixed to 1e-5
+    ("TDiffRec", 1e-5),
+])
+def test_default_noise_schedule_is_the_papers_code_per_model(model_name, first_beta, workdir):
+    settings = {"show_progress": False, "steps": 40, "noise_scale": 0.005, "noise_min": 0.005, "noise_max": 0.02}
+    if model_name.startswith("L"):
+        settings.update(n_cate=1, item_emb_source="none")
+    _, _, model, _ = prepare(model_name, config_dict=settings)
+    # 1 - alpha-bar rises linearly from 0.005 * 0.005 to 0.005 * 0.02 over 40 steps (linear-var), by hand
+    variance = 0.005 * (0.005 + (0.02 - 0.005) * np.arange(40) / 39)
+    alpha_bar = 1 - variance
+    expected = np.concatenate([[first_beta], 1 - alpha_bar[1:] / alpha_bar[:-1]])
+    betas = model.diffusion.betas.double().cpu().numpy()
+    assert np.allclose(betas, expected, rtol=1e-9, atol=0)
+
 def test_embedding_cache_is_reused(tmp_path, monkeypatch):
     users, items = _planted()
     first, path, reused = cached_spectral_embeddings(str(tmp_path), "toy", users, items, 60, 40, 4)
