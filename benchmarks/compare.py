@@ -124,7 +124,9 @@ def write_report(dataset, csv_path):
            "Test metrics, mean ± std over seeds (full ranking; model selection on validation). "
            "Produced by `benchmarks/compare.py`; each row's settings are listed below the table. "
            "Rows of recbole-diffrec's models without `train_precision` in their settings ran with the default, "
-           "`auto`: bfloat16 autocast of the training step on a CPU with native bfloat16, float32 elsewhere.", "",
+           "`auto`: bfloat16 autocast of the training step on a CPU with native bfloat16, float32 elsewhere. "
+           "Keys a row does not list take the model's defaults (`properties/` for recbole-diffrec's models) "
+           "as of the commit that added the row.", "",
            "| model | seeds | R@10 | R@20 | N@10 | N@20 | s/epoch | total s | params | peak MB |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     summary = {}
