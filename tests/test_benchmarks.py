@@ -4,6 +4,8 @@ import csv
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
@@ -59,3 +61,42 @@ def test_a_variant_settings_file_starts_from_its_base_row():
     variant = compare.model_settings("ml-1m_clean", "DiffRec@lr5e-4")
     assert "base" not in variant
     assert variant == {**paper, "learning_rate": 0.0005}
+
+
+def _early_stopping():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import early_stopping
+
+    return early_stopping
+
+
+def test_early_stopping_rules_by_hand():
+    es = _early_stopping()
+    scores = [0.10, 0.09, 0.10, 0.08, 0.08, 0.08, 0.08, 0.08, 0.11]
+    # RecBole: the tie at index 2 replaces the best and resets the count; 5 misses (3..7) exceed 4
+    assert es.recbole_rule(scores, 4) == (2, 7)
+    assert es.recbole_rule(scores, 2) == (2, 5)
+    # the paper's code: the tie is no improvement; the validation 20 epochs after the best never happens
+    assert es.paper_rule(scores, eval_step=5) == (0, 3)
+    assert es.paper_rule([0.1, 0.2, 0.1, 0.1, 0.1, 0.3], eval_step=5) == (1, 4)  # 0.3 is never seen
+    assert es.recbole_rule([0.1, 0.2, 0.3], 4) == (2, None)  # not stopped within the record
+
+
+def test_early_stopping_replay_matches_a_real_run(workdir, tmp_path):
+    """The recorded run's test metrics at the epoch RecBole's rule picks equal those of an ordinary run
+    that stops by that rule and reloads its best checkpoint (same seed, CPU)."""
+    from recbole_diffrec.quick_start import run
+
+    es = _early_stopping()
+    config = tmp_path / "tiny.yaml"
+    config.write_text("eval_step: 1\nsteps: 5\ndims_dnn: [64]\ntrain_precision: float32\n"
+                      "metrics: [Recall, NDCG]\ntopk: [10, 20]\nvalid_metric: recall@20\n")
+    recorded = es.record_run("DiffRec", 7, "ml-100k", [str(config)], max_epochs=4)
+    assert len(recorded["records"]) == recorded["epochs_trained"] == 4
+    picked, epoch, last = es.replay(recorded, lambda s, e: es.recbole_rule(s, 1), strict=False)
+    ordinary = run("DiffRec", "ml-100k", [str(config)],
+                   {"seed": 7, "epochs": 4, "stopping_step": 1, "show_progress": False})
+    assert ordinary["best_valid_result"]["recall@20"] == picked["valid"]["recall@20"]
+    assert ordinary["test_result"] == picked["test"]
+    with pytest.raises(ValueError, match="had not stopped by epoch 4"):
+        es.replay(recorded, lambda s, e: es.recbole_rule(s, 10))  # no limit-bound pick in the report
