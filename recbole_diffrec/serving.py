@@ -12,6 +12,7 @@ import json
 
 import torch
 
+from recbole_diffrec.config import declared_settings, get_model, is_ours
 from recbole_diffrec.trainer import from_plain, load_checkpoint
 
 
@@ -24,8 +25,15 @@ def load(checkpoint, overrides=None):
     if not state.get("model_class", "recbole_diffrec.").startswith("recbole_diffrec."):
         name = "recbole." + name
     external = from_plain(state["external_config"])
-    dataset = state["config"]["dataset"]
-    config_dict = {k: v for k, v in external.items() if k not in ("model", "dataset")}
+    saved = from_plain(state["config"])
+    dataset = saved["dataset"]
+    # Our models are rebuilt with the values they were trained with for every key their yaml declares,
+    # not with today's defaults: a default changed later (L-DiffRec's beta_fixed, say) must not change
+    # a saved model. (Those values are plain data: numbers, strings, lists, None.)
+    model_class = get_model(name)
+    config_dict = ({k: saved[k] for k in declared_settings(model_class) if k in saved}
+                   if is_ours(model_class) else {})
+    config_dict.update({k: v for k, v in external.items() if k not in ("model", "dataset")})
     config_dict.update({"show_progress": False, **(overrides or {})})
     config, loaders, model, trainer = prepare(name, dataset, None, config_dict)
     trainer._load_model_state(state)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from recbole_diffrec.quick_start import prepare, run
-from recbole_diffrec.serving import evaluate, recommend
+from recbole_diffrec.serving import evaluate, load, recommend
 
 SMALL = {"show_progress": False, "steps": 5, "dims_dnn": [64], "epochs": 6, "eval_step": 2, "stopping_step": 10,
          "eval_batch_users": 1000}
@@ -42,6 +42,24 @@ def test_kill_and_resume_gives_identical_metrics(workdir, monkeypatch, resume_ev
     resumed.resume_checkpoint(last)
     assert resumed.start_epoch == resumes_at
     assert dict(_fit_and_test(resumed, train, valid, test)) == dict(uninterrupted)
+
+
+def test_a_checkpoint_keeps_its_settings_when_a_default_changes_later(workdir, tmp_path, monkeypatch):
+    """A saved model is rebuilt with the values it was trained with, not with a later release's defaults."""
+    import recbole_diffrec.config as config
+
+    settings = {**SMALL, "epochs": 1, "n_cate": 1, "item_emb_source": "none"}
+    result = run("LDiffRec", config_dict=settings)  # beta_fixed: the L-DiffRec default, False
+    changed = tmp_path / "later-defaults.yaml"
+    changed.write_text("beta_fixed: True\nnoise_scale: 0.01\n")
+    declared = config.model_yamls
+    monkeypatch.setattr(config, "model_yamls", lambda cls: [*declared(cls), changed])
+    _, _, fresh, _ = prepare("LDiffRec", config_dict=settings)
+    assert fresh.settings["beta_fixed"] is True and fresh.settings["noise_scale"] == 0.01  # the new defaults
+    _, _, model, _ = load(result["checkpoint"])
+    assert model.settings["beta_fixed"] is False and model.settings["noise_scale"] == 0.005
+    assert float(model.diffusion.betas[0]) == pytest.approx(0.005 * 0.005, rel=1e-9)
+    assert evaluate(result["checkpoint"])["test"] == pytest.approx(result["test_result"], abs=1e-12)
 
 
 def test_evaluate_and_recommend_from_checkpoint(workdir):
