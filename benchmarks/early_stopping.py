@@ -11,9 +11,14 @@ stops when the count exceeds `stopping_step`) for several `stopping_step`, and t
 validation every 5 epochs; only a strictly better score replaces the best; training stops once 20
 epochs have passed since the best, i.e. after 3 validations without a strict improvement).
 
-    python benchmarks/early_stopping.py --models DiffRec LDiffRec --seeds 2020 2021 2022 \
-        --records benchmarks/results/early_stopping/records.jsonl --out benchmarks/results/early_stopping/README.md
-    python benchmarks/early_stopping.py --report_only --records a.jsonl b.jsonl --out ...  # merge runs
+benchmarks/results/early_stopping/ came from two processes side by side (one thread each), then a merge:
+
+    python benchmarks/early_stopping.py --models DiffRec --seeds 2020 2021 2022 2023 2024 2025 2026 2027 \
+        --records benchmarks/results/early_stopping/records-a.jsonl
+    python benchmarks/early_stopping.py --models TDiffRec --records benchmarks/results/early_stopping/records-a.jsonl
+    python benchmarks/early_stopping.py --models LDiffRec LDiffRec@paper-emb LTDiffRec \
+        --records benchmarks/results/early_stopping/records-b.jsonl
+    python benchmarks/early_stopping.py --report_only --records benchmarks/results/early_stopping/records-{a,b}.jsonl
 """
 
 import argparse
@@ -112,21 +117,25 @@ def report(runs):
              "Produced by `benchmarks/early_stopping.py` (see its docstring): one run per (model, seed) with the "
              "table's settings and a long patience, the validation and test metrics recorded at every "
              "validation (every 5 epochs), every rule replayed over the records. Test metrics are those of "
-             "the epoch a rule picks on the validation metric (Recall@20 in the paper's protocol); means over seeds.", ""]
+             "the epoch a rule picks on the validation metric (Recall@20 in the paper's protocol); means over "
+             "seeds.", ""]
     for model in dict.fromkeys(r["model"] for r in runs):
         mine = sorted((r for r in runs if r["model"] == model), key=lambda r: r["seed"])
         lines += [f"## {model}", "", f"Seeds {', '.join(str(r['seed']) for r in mine)}.", "",
-                  "| rule | valid (selection metric) | test R@10 | test R@20 | test N@10 | test N@20 | epoch picked | last validation |",
+                  "| rule | valid (selection metric) | test R@10 | test R@20 | test N@10 | test N@20 "
+                  "| epoch picked | last validation |",
                   "|---|---|---|---|---|---|---|---|"]
         for name, rule in RULES.items():
             replays = [replay(r, rule) for r in mine]
             valid = np.mean([rec["valid"][mine[0]["valid_metric"]] for rec, _, _ in replays])
             test = [np.mean([rec["test"][m] for rec, _, _ in replays]) for m in METRICS]
-            lines.append(f"| {name} | {valid:.4f} | " + " | ".join(f"{v:.4f}" for v in test) +
-                         f" | {', '.join(str(p) for _, p, _ in replays)} | {', '.join(str(s) for _, _, s in replays)} |")
+            picked = ", ".join(str(p) for _, p, _ in replays)
+            last = ", ".join(str(s) for _, _, s in replays)
+            cells = " | ".join(f"{v:.4f}" for v in test)
+            lines.append(f"| {name} | {valid:.4f} | {cells} | {picked} | {last} |")
         same = sum(replay(r, RULES["RecBole, stopping_step 2"])[1] == replay(r, RULES[PAPER])[1] for r in mine)
-        lines += ["", f"The paper's code's rule and RecBole's stopping_step 2 (whose picks can differ only where a validation "
-                      f"equals the best score) pick the same epoch in {same} of {len(mine)} runs.", ""]
+        lines += ["", "The paper's code's rule and RecBole's stopping_step 2 (whose picks can differ only where a "
+                      f"validation equals the best score) pick the same epoch in {same} of {len(mine)} runs.", ""]
     return "\n".join(lines)
 
 

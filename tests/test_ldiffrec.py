@@ -146,6 +146,7 @@ def test_default_noise_schedule_is_the_papers_code_per_model(model_name, first_b
     betas = model.diffusion.betas.double().cpu().numpy()
     assert np.allclose(betas, expected, rtol=1e-9, atol=0)
 
+
 def test_embedding_cache_is_reused(tmp_path, monkeypatch):
     users, items = _planted()
     first, path, reused = cached_spectral_embeddings(str(tmp_path), "toy", users, items, 60, 40, 4)
