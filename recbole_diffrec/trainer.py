@@ -126,6 +126,10 @@ def load_checkpoint(path, map_location="cpu"):
     return state
 
 
+# Settings a resumed run may change: they do not shape the model or what it is trained on.
+RESUME_MAY_CHANGE = frozenset({"eval_batch_users", "resume_every", "train_precision", "inference_steps"})
+
+
 class SafeCheckpointMixin:
     """Checkpoint save, resume and best-model loading through :func:`save_checkpoint`/:func:`load_checkpoint`."""
 
@@ -175,6 +179,7 @@ class SafeCheckpointMixin:
             raise ValueError(
                 f"checkpoint {resume_file} is of model {checkpoint['model']!r}, not {self.config['model']!r}"
             )
+        self._check_resumed_settings(checkpoint, resume_file)
         best = checkpoint.get("best_model_file")
         self.saved_model_file = best if best and os.path.isfile(best) else str(resume_file)
         self.start_epoch = checkpoint["epoch"] + 1
@@ -186,6 +191,18 @@ class SafeCheckpointMixin:
         torch.set_rng_state(checkpoint["rng_state"])
         self._pending_loader_state = checkpoint.get("train_loader_state")
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+    def _check_resumed_settings(self, checkpoint, resume_file):
+        """A resumed run must train the model it continues: each of our model's settings must equal the
+        checkpoint's (a default changed since, or a different command line, would otherwise mix two
+        models silently). Settings that do not shape the model or its training may differ."""
+        settings = getattr(self.model, "settings", None)
+        saved = from_plain(checkpoint.get("config") or {})
+        for key, value in (settings or {}).items():
+            if key in RESUME_MAY_CHANGE or key not in saved or saved[key] == value:
+                continue
+            raise SettingError(key, value, f"differs from the resumed checkpoint's {saved[key]!r} ({resume_file}); "
+                                           f"resume with --{key}={saved[key]!r}, or start a new run")
 
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):

@@ -44,6 +44,21 @@ def test_kill_and_resume_gives_identical_metrics(workdir, monkeypatch, resume_ev
     assert dict(_fit_and_test(resumed, train, valid, test)) == dict(uninterrupted)
 
 
+def test_resume_refuses_a_checkpoint_of_other_settings(workdir):
+    from recbole_diffrec.settings import SettingError
+
+    _, (train, _, _), _, trainer = prepare("DiffRec", config_dict=SMALL)
+    trainer._save_last(train, 1)
+    last = trainer.last_checkpoint_file
+    _, _, _, other = prepare("DiffRec", config_dict={**SMALL, "noise_scale": 0.01})
+    with pytest.raises(SettingError, match=r"noise_scale=0\.01.*differs from the resumed checkpoint's 0\.005"):
+        other.resume_checkpoint(last)
+    # settings that do not shape the model or its training may change
+    _, _, _, same = prepare("DiffRec", config_dict={**SMALL, "eval_batch_users": 300})
+    same.resume_checkpoint(last)
+    assert same.start_epoch == 1
+
+
 def test_a_checkpoint_keeps_its_settings_when_a_default_changes_later(workdir, tmp_path, monkeypatch):
     """A saved model is rebuilt with the values it was trained with, not with a later release's defaults."""
     import recbole_diffrec.config as config
