@@ -126,7 +126,8 @@ def load_checkpoint(path, map_location="cpu"):
     return state
 
 
-# Settings a resumed run may change: they do not shape the model or what it is trained on.
+# Settings a resumed run may change: they do not shape the model or its data (train_precision changes only the
+# arithmetic of the step, e.g. when a run moves to another machine).
 RESUME_MAY_CHANGE = frozenset({"eval_batch_users", "resume_every", "train_precision", "inference_steps"})
 
 
@@ -195,7 +196,7 @@ class SafeCheckpointMixin:
     def _check_resumed_settings(self, checkpoint, resume_file):
         """A resumed run must train the model it continues: each of our model's settings must equal the
         checkpoint's (a default changed since, or a different command line, would otherwise mix two
-        models silently). Settings that do not shape the model or its training may differ."""
+        models silently). The settings in RESUME_MAY_CHANGE may differ."""
         settings = getattr(self.model, "settings", None)
         saved = from_plain(checkpoint.get("config") or {})
         for key, value in (settings or {}).items():
