@@ -31,14 +31,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-METRICS = ["recall@10", "recall@20", "ndcg@10", "ndcg@20"]
+from compare import METRICS, model_settings  # noqa: E402  (the side-by-side table's metrics and row settings)
+
 RECORDED_PATIENCE = 8  # validations without improvement before a recording run stops (>= every rule's)
 
 
 def record_run(label, seed, dataset, config_files, max_epochs):
     """Train one row's settings; return its per-validation records (valid and test metrics)."""
-    from compare import model_settings
-
     from recbole_diffrec.quick_start import prepare
 
     overrides = {**model_settings(dataset, label), "seed": seed, "show_progress": False, "state": "WARNING",

@@ -36,7 +36,8 @@ class InteractionRows(nn.Module):
     `dense(users)` builds the batch's dense rows there: a flat index (on a GPU of fixed size, an upper
     bound on the batch's non-zeros known on the host from the row lengths; on the CPU the exact count)
     is mapped to (row, column) pairs and scattered into a zero matrix. No Python loop, no host sync, and
-    memory proportional to the batch, not to the catalogue times the users. Duplicate (user, item) pairs keep the last value given.
+    memory proportional to the batch, not to the catalogue times the users. Duplicate (user, item) pairs
+    keep the last value given.
     """
 
     def __init__(self, users, items, values, n_users, n_items):

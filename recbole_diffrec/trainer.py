@@ -50,7 +50,8 @@ def training_autocast_dtype(precision, device):
         return None
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         gpu = torch.cuda.get_device_name(device)
-        raise SettingError("train_precision", precision, f"this GPU ({gpu}) has no bfloat16 support; use float32 or auto")
+        raise SettingError("train_precision", precision,
+                           f"this GPU ({gpu}) has no bfloat16 support; use float32 or auto")
     if device.type not in ("cpu", "cuda"):
         raise SettingError("train_precision", precision, f"bfloat16 training runs on cpu or cuda, not {device.type}")
     return torch.bfloat16
