@@ -1,5 +1,6 @@
 """Amazon-book scale on this machine: DiffRec (dims [1000]) vs L-DiffRec (n_cate 1, 2, 5; in_dims [300]; plain
-k-means clusters as the paper, and equal-size clusters with balanced_clusters).
+k-means clusters as the paper, and equal-size clusters with balanced_clusters; one decoder over the whole latent
+code, the default, and one per cluster with decoder per_cluster).
 
 Parameters, peak host memory (and device memory on a GPU) and training time, each model in its own
 subprocess. By default each times `--batches` training batches of 400 users and extrapolates the epoch
@@ -25,6 +26,8 @@ CASES = {
     "LDiffRec n_cate 5": ("LDiffRec", {"n_cate": 5}),
     "LDiffRec n_cate 2 balanced": ("LDiffRec", {"n_cate": 2, "balanced_clusters": True}),
     "LDiffRec n_cate 5 balanced": ("LDiffRec", {"n_cate": 5, "balanced_clusters": True}),
+    "LDiffRec n_cate 2 per-cluster decoders": ("LDiffRec", {"n_cate": 2, "decoder": "per_cluster"}),
+    "LDiffRec n_cate 5 per-cluster decoders": ("LDiffRec", {"n_cate": 5, "decoder": "per_cluster"}),
 }
 
 

@@ -113,6 +113,32 @@ def test_group_vae_parameters_match_the_paper_layout():
     assert all(torch.count_nonzero(m.bias) == 0 for m in vae.modules() if isinstance(m, torch.nn.Linear))
 
 
+@pytest.mark.parametrize("decoder,out_dims,expected_decoder", [
+    # per_cluster, no hidden layer: each group L_g -> n_g (the paper's code's decoder when its out_dims is
+    # non-empty, for a one-layer encoder)
+    ("per_cluster", [], (6 + 1) * 30 + (14 + 1) * 70),
+    ("auto", [10], (6 + 1) * 3 + (3 + 1) * 30 + (14 + 1) * 7 + (7 + 1) * 70),  # hidden share 3 / 7
+    ("shared", [10], (20 + 1) * 10 + (10 + 1) * 100),  # one MLP L -> 10 -> n, hidden size not split
+    ("auto", [], (20 + 1) * 100),
+])
+def test_decoder_layouts_count_their_parameters(decoder, out_dims, expected_decoder):
+    groups = [torch.arange(0, 30), torch.arange(30, 100)]
+    vae = GroupVAE(groups, 100, in_dims=[20], out_dims=out_dims, decoder=decoder)
+    encoders = (30 + 1) * 12 + (70 + 1) * 28
+    assert sum(p.numel() for p in vae.parameters()) == encoders + expected_decoder
+
+
+def test_per_cluster_decoder_without_hidden_layer_returns_item_order():
+    groups = [torch.tensor([3, 0, 5]), torch.tensor([1, 4, 2])]
+    vae = GroupVAE(groups, 6, in_dims=[6], out_dims=[], decoder="per_cluster")
+    assert vae.decoder is None and all(len(d) == 1 for d in vae.decoders)
+    for decoder, items in zip(vae.decoders, groups):
+        with torch.no_grad():
+            decoder[0].weight.zero_()
+            decoder[0].bias.copy_(items.float())
+    assert torch.equal(vae.decode(torch.zeros(2, 6))[1], torch.arange(6).float())
+
+
 def test_lamda_anneals_per_epoch_and_beta_per_batch(workdir):
     _, _, model, _ = prepare("LDiffRec", config_dict={**FAST, "lamda": 0.03, "anneal_cap": 0.005,
                                                       "anneal_steps": 10, "vae_anneal_cap": 0.3,
@@ -194,6 +220,8 @@ def test_balanced_clusters_setting_gives_equal_groups_and_fewer_encoder_paramete
     ({"in_dims": [3], "n_cate": 3}, "in_dims"),
     ({"item_emb_source": "none", "n_cate": 2}, "item_emb_source"),
     ({"item_emb_source": "file"}, "item_emb_file"),
+    ({"decoder": "per_item"}, "decoder"),
+    ({"out_dims": [1], "n_cate": 3, "decoder": "per_cluster"}, "out_dims"),
 ])
 def test_bad_ldiffrec_settings(override, key, workdir):
     with pytest.raises(SettingError) as err:

@@ -7,9 +7,8 @@ Reference:
 
 Items are clustered (k-means on item embeddings) into `n_cate` groups; each group's slice of the
 interaction vector is compressed by its own VAE encoder; the diffusion runs on the concatenated latent
-code and the decoder maps the denoised code back to item scores (one linear layer over the whole code
-with `out_dims` empty, as the paper's code; per-group decoders otherwise), returned in RecBole's item
-order whatever the cluster permutation.
+code and the decoder maps the denoised code back to item scores (one decoder over the whole code, or one
+per cluster: the `decoder` key), returned in RecBole's item order whatever the cluster permutation.
 """
 
 import numpy as np
@@ -23,6 +22,15 @@ from recbole_diffrec.networks import ACTIVATIONS, InputDropout, MLPDenoiser, ini
 from recbole_diffrec.settings import SettingError
 
 EMB_SOURCES = ("learned", "file", "none")
+DECODERS = ("auto", "shared", "per_cluster")
+
+
+def resolve_decoder(decoder, out_dims):
+    """The decoder layout `auto` stands for: shared with `out_dims` empty, per_cluster otherwise (the
+    switch of the paper's code)."""
+    if decoder == "auto":
+        return "per_cluster" if out_dims else "shared"
+    return decoder
 
 
 def mlp(dims, activation, last_activation=False):
@@ -61,20 +69,27 @@ class GroupVAE(nn.Module):
     """One VAE encoder per item group (L-DiffRec's autoencoder), and the decoder back to items.
 
     As the paper's code: the encoders read the raw interaction values after dropout (no normalisation)
-    and end in the activation (with tanh, mu and log-variance lie in (-1, 1)); with `out_dims` empty the decoder is one linear layer from the whole latent code to every item.
-    With `out_dims` given, each group has its own decoder L_g -> out_dims share -> n_g.
+    and end in the activation (with tanh, mu and log-variance lie in (-1, 1)).
+    The decoder is `shared` (one MLP from the whole latent code to every item: latent -> out_dims -> n_items;
+    with `out_dims` empty one linear layer, the paper's code's default) or `per_cluster` (group g's own MLP
+    from its latent share to its items: L_g -> out_dims share -> n_g; the fewest parameters). The paper's
+    code builds the per-cluster decoder whenever its out_dims is non-empty, as the mirror of the encoder:
+    here per_cluster with out_dims = in_dims[:-1] reversed (with in_dims [300]: empty, one linear layer
+    each). `auto`: shared with `out_dims` empty, per_cluster otherwise.
 
     Args:
         groups: list of LongTensors, the item ids (RecBole ids) of each group; together all items once.
         n_items: catalogue size.
         in_dims: encoder hidden sizes, the last being the total latent size; split across groups.
-        out_dims: decoder hidden sizes (may be empty: one shared linear decoder), split across groups.
+        out_dims: decoder hidden sizes (may be empty), split across groups with a per-cluster decoder.
         activation: a key of ACTIVATIONS.
         dropout: dropout on the input.
         reparam: sample z by reparameterisation while training (else z = mu).
+        decoder: a key of DECODERS.
     """
 
-    def __init__(self, groups, n_items, in_dims, out_dims, activation="tanh", dropout=0.1, reparam=True):
+    def __init__(self, groups, n_items, in_dims, out_dims, activation="tanh", dropout=0.1, reparam=True,
+                 decoder="auto"):
         super().__init__()
         lengths = [len(g) for g in groups]
         enc_sizes = group_sizes(in_dims, lengths, n_items)
@@ -84,7 +99,7 @@ class GroupVAE(nn.Module):
             mlp([n] + e[:-1] + [2 * e[-1]], act, last_activation=True) for n, e in zip(lengths, enc_sizes)
         )
         self.latent_sizes = [e[-1] for e in enc_sizes]
-        if out_dims:
+        if resolve_decoder(decoder, out_dims) == "per_cluster":
             dec_sizes = group_sizes(out_dims, lengths, n_items)
             self.decoders = nn.ModuleList(
                 mlp([e[-1]] + d + [n], act) for n, e, d in zip(lengths, enc_sizes, dec_sizes)
@@ -92,7 +107,7 @@ class GroupVAE(nn.Module):
             self.decoder = None
         else:
             self.decoders = None
-            self.decoder = mlp([in_dims[-1], n_items], act)
+            self.decoder = mlp([in_dims[-1]] + list(out_dims) + [n_items], act)
         for module in self.modules():  # the paper's autoencoder: Xavier-normal weights, zero biases
             if isinstance(module, nn.Linear):
                 nn.init.zeros_(module.bias)
@@ -139,6 +154,7 @@ class LDiffRec(DiffRec):
         s["balanced_clusters"] = reader.boolean("balanced_clusters")
         s["in_dims"] = reader.int_list("in_dims")
         s["out_dims"] = reader.int_list("out_dims", allow_empty=True)
+        s["decoder"] = reader.choice("decoder", DECODERS)
         s["reparam"] = reader.boolean("reparam")
         s["ae_act_func"] = reader.choice("ae_act_func", tuple(ACTIVATIONS))
         s["ae_dropout"] = reader.number("ae_dropout", low=0, high=1, high_open=True)
@@ -165,7 +181,10 @@ class LDiffRec(DiffRec):
         labels = self.cluster_items(dataset)
         groups = [torch.from_numpy(np.flatnonzero(labels == g)) for g in range(s["n_cate"])]
         lengths = [len(g) for g in groups]
-        for name, dims in (("in_dims", s["in_dims"]), ("out_dims", s["out_dims"])):
+        split = [("in_dims", s["in_dims"])]
+        if resolve_decoder(s["decoder"], s["out_dims"]) == "per_cluster":
+            split.append(("out_dims", s["out_dims"]))
+        for name, dims in split:
             for g, sizes in enumerate(group_sizes(dims, lengths, self.n_items)):
                 if min(sizes, default=1) < 1:
                     raise SettingError(
@@ -174,7 +193,7 @@ class LDiffRec(DiffRec):
                         "to zero; raise the sizes or lower n_cate",
                     )
         self.autoencoder = GroupVAE(groups, self.n_items, s["in_dims"], s["out_dims"], s["ae_act_func"],
-                                    s["ae_dropout"], s["reparam"])
+                                    s["ae_dropout"], s["reparam"], s["decoder"])
         self.denoiser = MLPDenoiser(s["in_dims"][-1], s["dims_dnn"], s["embedding_size"], s["mlp_act_func"],
                                     s["dropout"], s["norm"])
         self.register_buffer("update_count", torch.zeros((), dtype=torch.long))  # batches trained
