@@ -18,7 +18,12 @@ benchmarks/results/early_stopping/ came from two processes side by side (one thr
     python benchmarks/early_stopping.py --models TDiffRec --records benchmarks/results/early_stopping/records-a.jsonl
     python benchmarks/early_stopping.py --models LDiffRec LDiffRec@paper-emb LTDiffRec \
         --records benchmarks/results/early_stopping/records-b.jsonl
-    python benchmarks/early_stopping.py --report_only --records benchmarks/results/early_stopping/records-{a,b}.jsonl
+    python benchmarks/early_stopping.py --models LDiffRec@paper-emb --seeds 2023 2024 2025 2026 2027 \
+        --records benchmarks/results/early_stopping/records-c.jsonl
+    python benchmarks/early_stopping.py --models LDiffRec --seeds 2023 2024 2025 2026 2027 \
+        --records benchmarks/results/early_stopping/records-d.jsonl
+    python benchmarks/early_stopping.py --report_only \
+        --records benchmarks/results/early_stopping/records-{a,b,c,d}.jsonl
 """
 
 import argparse
