@@ -19,6 +19,7 @@ setup(
         "scipy>=1.13",
         "pandas>=2",
         "hyperopt>=0.2.7",
+        "threadpoolctl>=3",
     ],
     extras_require={"test": ["pytest", "hypothesis"], "bench": ["matplotlib", "psutil"]},
     entry_points={"console_scripts": ["recbole-diffrec=recbole_diffrec.quick_start:cli"]},

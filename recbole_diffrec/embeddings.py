@@ -5,8 +5,10 @@ training split alone, as the spectral embedding of the user-item graph: the top 
 degree-normalised interaction matrix D_u^-1/2 R D_i^-1/2, scaled by their singular values. That is the
 subspace LightGCN's propagation converges to (its propagation matrix has the same top eigenvectors; see
 Shen et al., "How Powerful is Graph Convolution for Recommendation?", CIKM 2021), obtained in one
-deterministic sparse SVD instead of a training run, with rows scaled to unit length for clustering, and with no dependency on RecBole's LightGCN (whose
-graph code needs scipy < 1.13). Results are cached beside the checkpoints, keyed by the data and settings.
+deterministic sparse SVD instead of a training run, with rows scaled to unit length for clustering, and with
+no dependency on RecBole's LightGCN (whose graph code needs scipy < 1.13). The SVD and k-means run on one
+BLAS thread, so a seed fixes the clusters whatever the thread count. Results are cached beside the
+checkpoints, keyed by the data and settings.
 """
 
 import hashlib
@@ -16,8 +18,9 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.cluster.vq import kmeans2
 from scipy.sparse.linalg import svds
+from threadpoolctl import threadpool_limits
 
-SPECTRAL_VERSION = 2
+SPECTRAL_VERSION = 3  # 3: computed with one BLAS thread (earlier caches may hold multi-thread digits)
 
 
 def spectral_item_embeddings(users, items, n_users, n_items, dim, seed=0):
@@ -30,7 +33,10 @@ def spectral_item_embeddings(users, items, n_users, n_items, dim, seed=0):
     norm = sp.diags(1 / np.sqrt(np.maximum(du, 1))) @ matrix @ sp.diags(1 / np.sqrt(np.maximum(di, 1)))
     k = min(dim, min(norm.shape) - 1)
     v0 = np.random.default_rng(seed).standard_normal(min(norm.shape))
-    _, s, vt = svds(norm.astype(np.float64), k=k, v0=v0, random_state=seed)
+    # One BLAS thread: with more, the SVD's last digits (and with them the k-means boundary items) change
+    # with the thread count (measured at Amazon-book scale), and a seed would not fix the clusters.
+    with threadpool_limits(limits=1):
+        _, s, vt = svds(norm.astype(np.float64), k=k, v0=v0, random_state=seed)
     order = np.argsort(-s)
     emb = (vt[order].T * s[order]).astype(np.float32)
     # Sign is arbitrary in an SVD: fix it so the largest-magnitude entry of each column is positive.
@@ -76,6 +82,11 @@ def kmeans_clusters(embeddings, n_clusters, seed=0, iters=50, balanced=False):
     if n_clusters == 1:
         return np.zeros(n, dtype=np.int64)
     data = np.asarray(embeddings, dtype=np.float64)
+    with threadpool_limits(limits=1):  # as in spectral_item_embeddings: the same labels whatever the threads
+        return _kmeans(data, n_clusters, seed, iters, balanced)
+
+
+def _kmeans(data, n_clusters, seed, iters, balanced):
     centroids, labels = kmeans2(data, n_clusters, iter=iters, minit="++", seed=np.random.default_rng(seed),
                                 missing="warn")
     labels = labels.astype(np.int64)

@@ -33,6 +33,32 @@ def test_spectral_embeddings_separate_planted_communities_and_kmeans_recovers_th
     assert np.array_equal(labels, kmeans_clusters(emb, 2, seed=0))  # deterministic
 
 
+def test_svd_and_kmeans_run_on_one_blas_thread(monkeypatch):
+    """With more BLAS threads the SVD's last digits change with the thread count (seen at Amazon-book scale:
+    a few items changed cluster), so both run on one thread whatever the caller allows."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import recbole_diffrec.embeddings as embeddings
+
+    seen = []
+
+    def spy(real):
+        def wrapped(*args, **kwargs):
+            seen.append(max((p["num_threads"] for p in threadpool_info()), default=None))
+            return real(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(embeddings, "svds", spy(embeddings.svds))
+    monkeypatch.setattr(embeddings, "kmeans2", spy(embeddings.kmeans2))
+    users, items = _planted()
+    with threadpool_limits(limits=2):
+        emb = spectral_item_embeddings(users, items, 60, 40, dim=4, seed=0)
+        kmeans_clusters(emb, 2, seed=0)
+    if seen[0] is None:
+        pytest.skip("no BLAS thread pool visible to threadpoolctl")
+    assert seen == [1, 1]
+
+
 def test_clusters_cover_every_item_once_and_none_is_empty():
     emb = np.zeros((10, 2))
     emb[0] = 5  # nine identical points: k-means would leave clusters empty
