@@ -1,6 +1,7 @@
 """The side-by-side benchmark script end to end on ml-100k (a tiny run): progress, CSV, table."""
 
 import csv
+import importlib
 import subprocess
 import sys
 
@@ -51,10 +52,16 @@ def test_protocol_timing_records_every_phase(tmp_path):
     assert (committed.read_bytes() if committed.exists() else None) == before  # and --out, not the repo's table
 
 
-def test_a_variant_settings_file_starts_from_its_base_row():
+def _benchmark(name):
+    """A script of benchmarks/ imported as a module."""
     sys.path.insert(0, str(REPO / "benchmarks"))
-    import compare
+    return importlib.import_module(name)
+
+
+def test_a_variant_settings_file_starts_from_its_base_row():
     import yaml
+
+    compare = _benchmark("compare")
 
     configs = REPO / "benchmarks" / "configs" / "ml-1m_clean"
     paper = yaml.safe_load((configs / "DiffRec.yaml").read_text())
@@ -63,15 +70,8 @@ def test_a_variant_settings_file_starts_from_its_base_row():
     assert variant == {**paper, "learning_rate": 0.0005}
 
 
-def _early_stopping():
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    import early_stopping
-
-    return early_stopping
-
-
 def test_early_stopping_rules_by_hand():
-    es = _early_stopping()
+    es = _benchmark("early_stopping")
     scores = [0.10, 0.09, 0.10, 0.08, 0.08, 0.08, 0.08, 0.08, 0.11]
     # RecBole: the tie at index 2 replaces the best and resets the count; 5 misses (3..7) exceed 4
     assert es.recbole_rule(scores, 4) == (2, 7)
@@ -87,7 +87,7 @@ def test_early_stopping_replay_matches_a_real_run(workdir, tmp_path):
     that stops by that rule and reloads its best checkpoint (same seed, CPU)."""
     from recbole_diffrec.quick_start import run
 
-    es = _early_stopping()
+    es = _benchmark("early_stopping")
     config = tmp_path / "tiny.yaml"
     config.write_text("eval_step: 1\nsteps: 5\ndims_dnn: [64]\ntrain_precision: float32\n"
                       "metrics: [Recall, NDCG]\ntopk: [10, 20]\nvalid_metric: recall@20\n")
