@@ -11,6 +11,7 @@ from recbole.utils import init_logger, init_seed, set_color
 from recbole_diffrec import compat
 from recbole_diffrec.config import Config, model_classes
 from recbole_diffrec.data import create_dataset, data_preparation
+from recbole_diffrec.settings import SettingError
 from recbole_diffrec.trainer import get_trainer
 
 DEFAULT_DATASET = "ml-100k"  # bundled in the recbole wheel: runs with no network
@@ -164,16 +165,22 @@ def _fmt(metrics):
 
 
 def main(argv=None, prog="run_recbole.py"):
+    """The command line. An invalid setting ends it with its one-line message and exit status 2, as argparse
+    does for a bad option; it is the user's input, not a fault, so no traceback."""
     argv = sys.argv[1:] if argv is None else argv
-    args, rest = build_parser(prog).parse_known_args(argv)
+    parser = build_parser(prog)
+    args, rest = parser.parse_known_args(argv)
     overrides = _convert(parse_overrides(rest))
     config_files = args.config_files.split() if args.config_files else None
-    if args.nproc > 1:
-        if args.resume:
-            raise SystemExit("--resume with --nproc > 1 is not supported; resume in one process")
-        result = run_distributed(args.model, args.dataset, config_files, overrides, nproc=args.nproc)
-    else:
-        result = run(args.model, args.dataset, config_files, overrides, resume_file=args.resume)
+    try:
+        if args.nproc > 1:
+            if args.resume:
+                raise SystemExit("--resume with --nproc > 1 is not supported; resume in one process")
+            result = run_distributed(args.model, args.dataset, config_files, overrides, nproc=args.nproc)
+        else:
+            result = run(args.model, args.dataset, config_files, overrides, resume_file=args.resume)
+    except SettingError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
     print(f"model: {result['model']}  dataset: {result['dataset']}")
     print(f"best valid: {_fmt(result['best_valid_result'])}")
     print(f"test: {_fmt(result['test_result'])}")

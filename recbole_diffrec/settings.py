@@ -46,11 +46,12 @@ class SettingsReader:
             raise SettingError(key, value, f"must be one of {list(options)}")
         return value
 
-    def integer(self, key, low=None, high=None):
+    def integer(self, key, low=None, high=None, high_name=None):
+        """`high_name` names the setting the upper bound comes from, for the message."""
         value = self.raw(key)
         if isinstance(value, bool) or not isinstance(value, int):
             raise SettingError(key, value, "must be an integer")
-        _check_range(key, value, low, high, False, False)
+        _check_range(key, value, low, high, False, False, high_name)
         return value
 
     def number(self, key, low=None, high=None, low_open=False, high_open=False):
@@ -73,8 +74,9 @@ class SettingsReader:
         return list(value)
 
 
-def _check_range(key, value, low, high, low_open, high_open):
+def _check_range(key, value, low, high, low_open, high_open, high_name=None):
     if low is not None and (value < low or (low_open and value == low)):
         raise SettingError(key, value, f"must be {'>' if low_open else '>='} {low}")
     if high is not None and (value > high or (high_open and value == high)):
-        raise SettingError(key, value, f"must be {'<' if high_open else '<='} {high}")
+        bound = f"{high_name}={high}" if high_name else f"{high}"
+        raise SettingError(key, value, f"must be {'<' if high_open else '<='} {bound}")

@@ -191,3 +191,10 @@ def test_cached_evaluation_batches_equal_recboles_and_are_built_once(workdir):
             assert torch.equal(ours[2], theirs[2]) and torch.equal(ours[3], theirs[3])  # positives
         again = list(loader)  # a second validation: the same tensors, not rebuilt
         assert all(a[2] is b[2] for a, b in zip(batches, again))
+
+
+def test_a_bound_taken_from_another_setting_is_named():
+    reader = SettingsReader({"steps": 10, "sampling_steps": 11})
+    with pytest.raises(SettingError, match=r"^invalid setting sampling_steps=11: must be <= steps=10$"):
+        reader.integer("sampling_steps", low=0, high=reader.integer("steps", low=1), high_name="steps")
+    assert SettingsReader({"k": 11}).integer("k", high=11, high_name="steps") == 11

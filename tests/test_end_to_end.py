@@ -54,3 +54,13 @@ def test_help_lists_our_models():
     out = subprocess.run([sys.executable, "-m", "recbole_diffrec.quick_start", "--help"], capture_output=True,
                          text=True, check=True).stdout
     assert "DiffRec" in out and "TDiffRec" in out and "recbole.DiffRec" in out
+
+
+def test_invalid_setting_ends_the_command_with_one_line_and_status_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "recbole_diffrec.quick_start", "--model=DiffRec",
+                           "--inference_steps=41"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "recbole-diffrec [run]: error: invalid setting inference_steps=41: must be <= steps=40")
+    assert not any(tmp_path.iterdir()), "nothing is written before the settings are checked"
