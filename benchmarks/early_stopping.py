@@ -24,8 +24,10 @@ benchmarks/results/early_stopping/ came from two processes side by side (one thr
         --records benchmarks/results/early_stopping/records-d.jsonl
     python benchmarks/early_stopping.py --models TDiffRec --seeds 2023 2024 2025 2026 2027 \
         --records benchmarks/results/early_stopping/records-e.jsonl
+    python benchmarks/early_stopping.py --models LTDiffRec --seeds 2023 2024 2025 2026 2027 \
+        --records benchmarks/results/early_stopping/records-f.jsonl
     python benchmarks/early_stopping.py --report_only \
-        --records benchmarks/results/early_stopping/records-{a,b,c,d,e}.jsonl
+        --records benchmarks/results/early_stopping/records-{a,b,c,d,e,f}.jsonl
 """
 
 import argparse
