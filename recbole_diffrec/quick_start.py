@@ -68,7 +68,13 @@ def run(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=None, config_
 def _distributed_worker(rank, nproc, port, model, dataset, config_file_list, config_dict, queue):
     config_dict = {**(config_dict or {}), "local_rank": rank, "world_size": nproc, "nproc": nproc, "offset": 0,
                    "ip": "127.0.0.1", "port": port}
-    result = run(model, dataset, config_file_list, config_dict)
+    try:
+        result = run(model, dataset, config_file_list, config_dict)
+    except SettingError as err:
+        # Every rank reads the same settings, so every rank stops here, before training. Rank 0 hands the
+        # error to the parent, which raises it as itself (an error escaping a worker would reach the parent
+        # only as a traceback text).
+        result = err
     if rank == 0:
         queue.put(result)
 
@@ -110,7 +116,10 @@ def run_distributed(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=N
     queue = ctx.SimpleQueue()
     context = mp.start_processes(_distributed_worker, nprocs=nproc, join=False, start_method="spawn",
                                  args=(nproc, port, model, dataset, config_file_list, config_dict, queue))
-    return collect_results(context, queue, 1)[0]
+    result = collect_results(context, queue, 1)[0]
+    if isinstance(result, SettingError):
+        raise result
+    return result
 
 
 def parse_overrides(args):

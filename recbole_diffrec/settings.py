@@ -8,6 +8,9 @@ class SettingError(ValueError):
         self.key, self.value, self.allowed = key, value, allowed
         super().__init__(f"invalid setting {key}={value!r}: {allowed}")
 
+    def __reduce__(self):  # pickles whole, so a worker process can hand it to its parent
+        return type(self), (self.key, self.value, self.allowed)
+
 
 class SettingsReader:
     """Typed accessors over a RecBole Config (or a dict); records the keys it read."""

@@ -198,3 +198,12 @@ def test_a_bound_taken_from_another_setting_is_named():
     with pytest.raises(SettingError, match=r"^invalid setting sampling_steps=11: must be <= steps=10$"):
         reader.integer("sampling_steps", low=0, high=reader.integer("steps", low=1), high_name="steps")
     assert SettingsReader({"k": 11}).integer("k", high=11, high_name="steps") == 11
+
+
+def test_setting_error_pickles_whole():
+    import pickle
+
+    err = pickle.loads(pickle.dumps(SettingError("dims_dnn", [0], "every entry must be >= 1")))
+    assert isinstance(err, SettingError)
+    assert (err.key, err.value, err.allowed) == ("dims_dnn", [0], "every entry must be >= 1")
+    assert str(err) == "invalid setting dims_dnn=[0]: every entry must be >= 1"

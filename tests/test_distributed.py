@@ -6,6 +6,7 @@ import pytest
 import torch.multiprocessing as mp
 
 from recbole_diffrec.quick_start import collect_results, prepare, run, run_distributed
+from recbole_diffrec.settings import SettingError
 
 SMALL = {"show_progress": False, "steps": 5, "dims_dnn": [64], "epochs": 10, "eval_step": 5, "eval_batch_users": 500}
 # Documented tolerance: 2 ranks see the same global batches in a different shuffle, so metrics agree with
@@ -50,7 +51,15 @@ def test_two_process_metrics_match_single_process(workdir):
 
 
 def test_a_failing_rank_raises_instead_of_hanging(workdir):
-    # bad settings fail in every worker, before any result: the parent must raise, not wait forever
-    with pytest.raises(mp.ProcessRaisedException, match="noise_min"):
+    # a dataset that is not there fails in every worker, before any result: the parent must raise, not wait
+    with pytest.raises(mp.ProcessRaisedException, match="no_such_dataset"):
+        run_distributed("DiffRec", dataset="no_such_dataset", config_dict={"show_progress": False}, nproc=2)
+
+
+def test_an_invalid_setting_reaches_the_parent_as_a_setting_error(workdir):
+    with pytest.raises(SettingError) as err:
         run_distributed("DiffRec", config_dict={"show_progress": False, "noise_min": 0.02, "noise_max": 0.01},
                         nproc=2)
+    assert (err.value.key, err.value.value) == ("noise_min", 0.02)
+    assert str(err.value).startswith("invalid setting noise_min=0.02: must be below noise_max=0.01")
+    assert not list(workdir.rglob("*.pth")), "no checkpoint: nothing trained"
