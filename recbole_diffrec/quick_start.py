@@ -71,10 +71,10 @@ def _distributed_worker(rank, nproc, port, model, dataset, config_file_list, con
     try:
         result = run(model, dataset, config_file_list, config_dict)
     except SettingError as err:
-        # Every rank reads the same settings, so every rank stops here, before training. Rank 0 hands the
-        # error to the parent, which raises it as itself (an error escaping a worker would reach the parent
-        # only as a traceback text).
-        result = err
+        # Before training, on any rank: the parent raises the first one it reads as itself and stops every
+        # rank (an error escaping a worker would reach the parent only as a traceback text).
+        queue.put(err)
+        return
     if rank == 0:
         queue.put(result)
 
@@ -83,12 +83,19 @@ def collect_results(context, queue, count):
     """Read `count` results from `queue` while watching the processes of `context`, then join them.
 
     A process that fails raises here (`join` re-raises its error) instead of leaving the caller waiting on
-    a result that never comes.
+    a result that never comes. An exception a worker puts in the queue is raised here as itself, once every
+    worker has been stopped (one still running may be waiting for the failed one in a collective).
     """
     results = []
     while len(results) < count:
         if not queue.empty():
-            results.append(queue.get())  # before joining: a large put blocks until it is read
+            item = queue.get()  # before joining: a large put blocks until it is read
+            if isinstance(item, BaseException):
+                for process in context.processes:
+                    process.terminate()
+                    process.join()
+                raise item
+            results.append(item)
         elif context.join(timeout=1) and queue.empty():
             raise RuntimeError(f"the worker processes exited after {len(results)} of {count} results")
     while not context.join():
@@ -116,10 +123,7 @@ def run_distributed(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=N
     queue = ctx.SimpleQueue()
     context = mp.start_processes(_distributed_worker, nprocs=nproc, join=False, start_method="spawn",
                                  args=(nproc, port, model, dataset, config_file_list, config_dict, queue))
-    result = collect_results(context, queue, 1)[0]
-    if isinstance(result, SettingError):
-        raise result
-    return result
+    return collect_results(context, queue, 1)[0]
 
 
 def parse_overrides(args):

@@ -31,6 +31,28 @@ def _replica_state(rank, port, workdir, queue):
     queue.put((rank, {k: v.numpy().copy() for k, v in model.state_dict().items()}))  # plain arrays: tensors would travel by fds that die with the process
 
 
+def _one_rank_fails(rank, queue):
+    if rank == 1:
+        queue.put(SettingError("steps", 0, "must be >= 1"))
+        return
+    import time
+
+    time.sleep(600)  # stands for a rank waiting in a collective for the one that failed
+
+
+def test_a_setting_error_from_any_rank_stops_every_rank():
+    import time
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.SimpleQueue()
+    context = mp.start_processes(_one_rank_fails, args=(queue,), nprocs=2, join=False, start_method="spawn")
+    start = time.monotonic()
+    with pytest.raises(SettingError, match="^invalid setting steps=0: must be >= 1$"):
+        collect_results(context, queue, 1)
+    assert time.monotonic() - start < 120
+    assert not any(process.is_alive() for process in context.processes)
+
+
 def test_two_gloo_processes_keep_replicas_and_samplers_identical(workdir):
     ctx = mp.get_context("spawn")
     queue = ctx.SimpleQueue()
