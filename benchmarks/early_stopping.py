@@ -26,8 +26,12 @@ benchmarks/results/early_stopping/ came from two processes side by side (one thr
         --records benchmarks/results/early_stopping/records-e.jsonl
     python benchmarks/early_stopping.py --models LTDiffRec --seeds 2023 2024 2025 2026 2027 \
         --records benchmarks/results/early_stopping/records-f.jsonl
+    python benchmarks/early_stopping.py --models DiffRec@lr2.5e-4-noise0.01 --seeds 2020 2021 2022 2023 \
+        --records benchmarks/results/early_stopping/records-g.jsonl
+    python benchmarks/early_stopping.py --models DiffRec@lr2.5e-4-noise0.01 --seeds 2024 2025 2026 2027 \
+        --records benchmarks/results/early_stopping/records-h.jsonl
     python benchmarks/early_stopping.py --report_only \
-        --records benchmarks/results/early_stopping/records-{a,b,c,d,e,f}.jsonl
+        --records benchmarks/results/early_stopping/records-{a,b,c,d,e,f,g,h}.jsonl
 """
 
 import argparse
