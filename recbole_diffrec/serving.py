@@ -1,6 +1,7 @@
 """Reuse a saved checkpoint: evaluate it, or recommend top-K items for users (by their original tokens).
 
     recbole-diffrec evaluate saved/DiffRec-....pth
+    recbole-diffrec evaluate saved/DiffRec-....pth --inference_steps=4 --topk=[10,20,50]
     recbole-diffrec recommend saved/DiffRec-....pth --users 196 186 --k 10
 
 The checkpoint carries the settings it was trained with (as plain data); the dataset is loaded again
@@ -13,7 +14,11 @@ import json
 import torch
 
 from recbole_diffrec.config import declared_settings, get_model, is_ours
-from recbole_diffrec.trainer import from_plain, load_checkpoint
+from recbole_diffrec.settings import SettingError
+from recbole_diffrec.trainer import RESUME_MAY_CHANGE, from_plain, load_checkpoint
+
+# Model settings an evaluation of a saved model may change: how the trained denoiser is run, not its weights.
+EVALUATION_MAY_CHANGE = RESUME_MAY_CHANGE | {"sampling_steps", "sampling_noise"}
 
 
 def load(checkpoint, overrides=None):
@@ -33,6 +38,11 @@ def load(checkpoint, overrides=None):
     model_class = get_model(name)
     config_dict = ({k: saved[k] for k in declared_settings(model_class) if k in saved}
                    if is_ours(model_class) else {})
+    for key, value in (overrides or {}).items():
+        if key in config_dict and key not in EVALUATION_MAY_CHANGE and value != config_dict[key]:
+            raise SettingError(key, value, f"the checkpoint was trained with {config_dict[key]!r}; a saved model "
+                               f"may change only {', '.join(sorted(EVALUATION_MAY_CHANGE))} (and RecBole's "
+                               "evaluation settings such as topk or metrics)")
     config_dict.update({k: v for k, v in external.items() if k not in ("model", "dataset")})
     config_dict.update({"show_progress": False, **(overrides or {})})
     config, loaders, model, trainer = prepare(name, dataset, None, config_dict)
@@ -77,14 +87,22 @@ def dataset_interaction(uid_field, users):
 
 
 def main(argv, command, prog):
-    parser = argparse.ArgumentParser(prog=prog)
+    from recbole_diffrec.quick_start import _convert, parse_overrides
+
+    parser = argparse.ArgumentParser(
+        prog=prog, epilog="--key=value changes how the saved model is run or evaluated, e.g. --inference_steps=4 "
+        f"--topk=[10,20,50]; of the model's settings only {', '.join(sorted(EVALUATION_MAY_CHANGE))} may change.")
     parser.add_argument("checkpoint")
     if command == "recommend":
         parser.add_argument("--users", nargs="+", required=True, help="user tokens as in the dataset files")
         parser.add_argument("--k", type=int, default=10)
-    args = parser.parse_args(argv)
-    if command == "evaluate":
-        print(json.dumps(evaluate(args.checkpoint), indent=1))
-    else:
-        for user, items in recommend(args.checkpoint, args.users, args.k).items():
-            print(f"{user}\t{' '.join(items)}")
+    args, rest = parser.parse_known_args(argv)
+    overrides = _convert(parse_overrides(rest))
+    try:
+        if command == "evaluate":
+            print(json.dumps(evaluate(args.checkpoint, overrides), indent=1))
+        else:
+            for user, items in recommend(args.checkpoint, args.users, args.k, overrides).items():
+                print(f"{user}\t{' '.join(items)}")
+    except SettingError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")

@@ -1,11 +1,16 @@
 """Resume after a kill, reuse of checkpoints, a non-finite loss, bad data."""
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 
 from recbole_diffrec.quick_start import prepare, run
 from recbole_diffrec.serving import evaluate, load, recommend
+from recbole_diffrec.settings import SettingError
 
 SMALL = {"show_progress": False, "steps": 5, "dims_dnn": [64], "epochs": 6, "eval_step": 2, "stopping_step": 10,
          "eval_batch_users": 1000}
@@ -45,8 +50,6 @@ def test_kill_and_resume_gives_identical_metrics(workdir, monkeypatch, resume_ev
 
 
 def test_resume_refuses_a_checkpoint_of_other_settings(workdir):
-    from recbole_diffrec.settings import SettingError
-
     _, (train, _, _), _, trainer = prepare("DiffRec", config_dict=SMALL)
     trainer._save_last(train, 1)
     last = trainer.last_checkpoint_file
@@ -149,3 +152,25 @@ def test_users_only_in_test_are_refused(workdir):
         prepare("DiffRec", "cold", None, {**SMALL, "data_path": str(workdir / "data"),
                                           "benchmark_filename": ["train", "valid", "test"],
                                           "load_col": {"inter": ["user_id", "item_id"]}})
+
+
+def test_evaluation_may_change_how_the_model_runs_not_its_weights(workdir):
+    result = run("DiffRec", config_dict={**SMALL, "epochs": 2})  # steps 5
+    checkpoint = result["checkpoint"]
+    # a strided chain over all 5 steps is the full chain: the same metrics as the training run's
+    assert evaluate(checkpoint, {"inference_steps": 5})["test"] == pytest.approx(result["test_result"], abs=1e-12)
+    _, _, model, _ = load(checkpoint, {"inference_steps": 1})
+    assert model.settings["inference_steps"] == 1 and model.settings["dims_dnn"] == [64]
+    with pytest.raises(SettingError, match=r"^invalid setting dims_dnn=\[32\]: the checkpoint was trained with \[64\]"):
+        evaluate(checkpoint, {"dims_dnn": [32]})
+    assert evaluate(checkpoint, {"dims_dnn": [64]})["test"] == pytest.approx(result["test_result"], abs=1e-12)
+
+    command = [sys.executable, "-m", "recbole_diffrec.quick_start", "evaluate", checkpoint]
+    proc = subprocess.run([*command, "--inference_steps=1", "--topk=[5]"], capture_output=True, text=True,
+                          cwd=workdir, check=True)
+    metrics = json.loads(proc.stdout)
+    assert set(metrics["test"]) == {"recall@5", "mrr@5", "ndcg@5", "hit@5", "precision@5"}
+    proc = subprocess.run([*command, "--dims_dnn=[32]"], capture_output=True, text=True, cwd=workdir)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "recbole-diffrec evaluate: error: invalid setting dims_dnn=[32]: the checkpoint was trained with [64]")
