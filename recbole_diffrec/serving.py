@@ -15,7 +15,7 @@ import torch
 
 from recbole_diffrec.config import declared_settings, get_model, is_ours
 from recbole_diffrec.settings import SettingError
-from recbole_diffrec.trainer import RESUME_MAY_CHANGE, from_plain, load_checkpoint
+from recbole_diffrec.trainer import RESUME_MAY_CHANGE, changed_settings, from_plain, load_checkpoint
 
 # Model settings an evaluation of a saved model may change: how the trained denoiser is run, not its weights.
 EVALUATION_MAY_CHANGE = RESUME_MAY_CHANGE | {"sampling_steps", "sampling_noise"}
@@ -38,11 +38,12 @@ def load(checkpoint, overrides=None):
     model_class = get_model(name)
     config_dict = ({k: saved[k] for k in declared_settings(model_class) if k in saved}
                    if is_ours(model_class) else {})
-    for key, value in (overrides or {}).items():
-        if key in config_dict and key not in EVALUATION_MAY_CHANGE and value != config_dict[key]:
-            raise SettingError(key, value, f"the checkpoint was trained with {config_dict[key]!r}; a saved model "
-                               f"may change only {', '.join(sorted(EVALUATION_MAY_CHANGE))} (and RecBole's "
-                               "evaluation settings such as topk or metrics)")
+    changed = changed_settings(overrides or {}, config_dict, EVALUATION_MAY_CHANGE)
+    if changed:
+        key = changed[0]
+        raise SettingError(key, overrides[key], f"the checkpoint was trained with {config_dict[key]!r}; a saved "
+                           f"model may change only {', '.join(sorted(EVALUATION_MAY_CHANGE))} (and RecBole's "
+                           "evaluation settings such as topk or metrics)")
     config_dict.update({k: v for k, v in external.items() if k not in ("model", "dataset")})
     config_dict.update({"show_progress": False, **(overrides or {})})
     config, loaders, model, trainer = prepare(name, dataset, None, config_dict)

@@ -132,6 +132,12 @@ def load_checkpoint(path, map_location="cpu"):
 RESUME_MAY_CHANGE = frozenset({"eval_batch_users", "resume_every", "train_precision", "inference_steps"})
 
 
+def changed_settings(settings, saved, may_change):
+    """The keys of `settings` whose value differs from a checkpoint's `saved` one, in order; keys in
+    `may_change`, and keys the checkpoint lacks (it predates them), aside."""
+    return [k for k, v in settings.items() if k not in may_change and k in saved and saved[k] != v]
+
+
 class SafeCheckpointMixin:
     """Checkpoint save, resume and best-model loading through :func:`save_checkpoint`/:func:`load_checkpoint`."""
 
@@ -198,13 +204,13 @@ class SafeCheckpointMixin:
         """A resumed run must train the model it continues: each of our model's settings must equal the
         checkpoint's (a default changed since, or a different command line, would otherwise mix two
         models silently). The settings in RESUME_MAY_CHANGE may differ."""
-        settings = getattr(self.model, "settings", None)
+        settings = getattr(self.model, "settings", None) or {}
         saved = from_plain(checkpoint.get("config") or {})
-        for key, value in (settings or {}).items():
-            if key in RESUME_MAY_CHANGE or key not in saved or saved[key] == value:
-                continue
-            raise SettingError(key, value, f"differs from the resumed checkpoint's {saved[key]!r} ({resume_file}); "
-                                           f"resume with --{key}={saved[key]!r}, or start a new run")
+        changed = changed_settings(settings, saved, RESUME_MAY_CHANGE)
+        if changed:
+            key = changed[0]
+            raise SettingError(key, settings[key], f"differs from the resumed checkpoint's {saved[key]!r} "
+                               f"({resume_file}); resume with --{key}={saved[key]!r}, or start a new run")
 
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
