@@ -3,7 +3,9 @@
 - ``get_model("DiffRec")`` is recbole-diffrec's DiffRec; ``get_model("recbole.DiffRec")`` is RecBole's
   built-in one; any other name is looked up in RecBole.
 - :class:`Config` loads our yaml for our models (never RecBole's file of the same name), RecBole's
-  for RecBole's models, and validates our models' settings before any data loads.
+  for RecBole's models, and validates our models' settings before any data loads; for our models a
+  setting given as an override (command line or ``config_dict``) that nothing declares is an error, with
+  the nearest declared name, so a typo cannot silently leave a default in place.
 """
 
 import importlib.resources
@@ -15,6 +17,10 @@ from recbole.utils import get_model as recbole_get_model
 from recbole_diffrec import compat
 
 RECBOLE_PREFIX = "recbole."
+
+# Settings the run itself supplies or reads without a yaml default: the distributed hand-over
+# (quick_start.run_distributed) and the process-group backend (Config._init_device).
+RUNTIME_SETTINGS = frozenset({"local_rank", "world_size", "nproc", "offset", "ip", "port", "dist_backend"})
 
 
 def _resource_dir(name):
@@ -95,11 +101,32 @@ def declared_settings(model_class):
 class Config(RecBoleConfig):
     """RecBole's Config, resolving models through :func:`get_model` and loading our yaml for ours."""
 
-    def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None):
+    def __init__(self, model=None, dataset=None, config_file_list=None, config_dict=None, unchecked=()):
+        """`unchecked`: override keys exempt from the unknown-setting check (a saved run's settings, which
+        came from files that may hold other models' keys)."""
         compat.apply()
         super().__init__(model, dataset, config_file_list, config_dict)
         if is_ours(self.model_class):
+            self._refuse_unknown(set(config_dict or {}) - set(unchecked))
             self.model_class.validate_config(self)
+
+    def _refuse_unknown(self, keys):
+        """An override nothing declares (the model's yaml, RecBole's defaults, the config files) is read by
+        no code of a recbole-diffrec model: most likely a misspelling. RecBole's models are not checked,
+        since some of them read keys their yaml does not declare."""
+        import difflib
+
+        from recbole_diffrec.settings import SettingError
+
+        known = set(self.internal_config_dict) | set(self.file_config_dict) | RUNTIME_SETTINGS
+        unknown = sorted(keys - known)
+        if unknown:
+            key = unknown[0]
+            near = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = f"; did you mean {near[0]}?" if near else ""
+            raise SettingError(key, self.variable_config_dict[key],
+                               f"not a setting of {self['model']} (declared by neither its yaml, RecBole's "
+                               f"defaults nor the config files){hint}")
 
     def compatibility_settings(self):
         compat.apply()

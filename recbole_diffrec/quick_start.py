@@ -17,10 +17,12 @@ from recbole_diffrec.trainer import get_trainer
 DEFAULT_DATASET = "ml-100k"  # bundled in the recbole wheel: runs with no network
 
 
-def prepare(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=None, config_dict=None):
-    """Config, dataset, loaders, model and trainer, ready to fit (settings checked before data loads)."""
+def prepare(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=None, config_dict=None, unchecked=()):
+    """Config, dataset, loaders, model and trainer, ready to fit (settings checked before data loads;
+    `unchecked`: see :class:`~recbole_diffrec.config.Config`)."""
     compat.apply()
-    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict)
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict,
+                    unchecked=unchecked)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
     logger = getLogger()

@@ -46,7 +46,9 @@ def load(checkpoint, overrides=None):
                            "evaluation settings such as topk or metrics)")
     config_dict.update({k: v for k, v in external.items() if k not in ("model", "dataset")})
     config_dict.update({"show_progress": False, **(overrides or {})})
-    config, loaders, model, trainer = prepare(name, dataset, None, config_dict)
+    # The training run's own settings (some from its config files, which may hold other models' keys)
+    # are not checked for unknown names again; the overrides given now are.
+    config, loaders, model, trainer = prepare(name, dataset, None, config_dict, unchecked=set(external))
     trainer._load_model_state(state)
     trainer.saved_model_file = str(checkpoint)
     model.eval()

@@ -10,16 +10,23 @@ What differs from RecBole 1.2.1's tuner:
   its message, and the search goes on.
 - Every trial (settings, validation and test results, or the error) and the best settings are written
   to a JSON file after each trial, so a crash never loses the trials before it.
+- Before the first trial the command builds the settings of the search space's points (every point of a
+  finite space of up to 256, else 64 random draws; settings only, no data): if all of them are invalid,
+  say through a misspelt or out-of-range fixed setting, it ends with that error and exit status 2 and
+  writes nothing. It also refuses to overwrite an existing record unless ``--overwrite`` is given.
+- ``exhaustive`` works with list-valued choices (``dims_dnn choice [[300],[1000]]``), which RecBole's
+  space-size count cannot read.
 """
 
 import argparse
+import itertools
 import json
 import traceback
 from functools import partial
 from pathlib import Path
 
 import numpy as np
-from recbole.trainer.hyper_tuning import HyperTuning, _spacesize
+from recbole.trainer.hyper_tuning import HyperTuning, _recursiveFindNodes
 
 from recbole_diffrec.settings import SettingError
 
@@ -47,6 +54,52 @@ def exhaustive_search(new_ids, domain, trials, seed, max_failures=1000):
         miscs_update_idxs_vals([misc], idxs, vals)
         docs.extend(trials.new_trial_docs([new_id], [None], [domain.new_result()], [misc]))
     return docs
+
+
+def choice_sizes(space):
+    """{name: number of options} of the space's ``choice`` parameters (any option type, lists included)."""
+    sizes = {}
+    for node in _recursiveFindNodes(list(space.values()), "switch"):
+        sizes[node.pos_args[0].pos_args[0].obj] = len(node.pos_args) - 1
+    return sizes
+
+
+def space_size(space):
+    """The number of points of a choice-only space; None when a parameter is continuous."""
+    sizes = choice_sizes(space)
+    if set(sizes) != set(space):
+        return None
+    return int(np.prod(list(sizes.values()), dtype=np.int64))
+
+
+def sample_points(space, limit=256, draws=64, seed=2020):
+    """Points of the space to check before a search: all of a finite space of at most `limit` points,
+    else `draws` random ones."""
+    from hyperopt import space_eval
+    from hyperopt.pyll.stochastic import sample
+
+    size = space_size(space)
+    if size is not None and size <= limit:
+        sizes = choice_sizes(space)
+        names = sorted(sizes)
+        return [space_eval(space, dict(zip(names, idx))) for idx in itertools.product(*(range(sizes[n]) for n in names))]
+    rng = np.random.default_rng(seed)
+    return [sample(space, rng=rng) for _ in range(draws)]
+
+
+def invalid_points(model, dataset, config_file_list, fixed, points):
+    """[(point, SettingError)] for the points whose settings are invalid (the settings are built and
+    checked as a trial would, without loading any data)."""
+    from recbole_diffrec.config import Config
+
+    invalid = []
+    for point in points:
+        point = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in point.items()}
+        try:
+            Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict={**fixed, **point})
+        except SettingError as err:
+            invalid.append((point, err))
+    return invalid
 
 
 def objective_function(model, dataset, config_dict=None, config_file_list=None, keep_checkpoints=False):
@@ -86,7 +139,8 @@ class Tuner(HyperTuning):
                          early_stop=early_stop, **kwargs)
         if exhaustive:
             self.algo = partial(exhaustive_search, max_failures=1000)
-            self.max_evals = min(max_evals, _spacesize(self.space))
+            size = space_size(self.space)  # None with a continuous parameter: max_evals distinct draws
+            self.max_evals = max_evals if size is None else min(max_evals, size)
         self.output_file = Path(output_file)
         self.records = []
         self.seed = seed
@@ -150,16 +204,37 @@ def main(argv=None, prog="run_hyper.py"):
     parser.add_argument("--early_stop", type=int, default=10, help="stop after this many trials without progress")
     parser.add_argument("--output_file", default=None, help="JSON record (default: hyper_<model>.json)")
     parser.add_argument("--seed", type=int, default=2020, help="seed of the search itself")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output_file")
     args, rest = parser.parse_known_args(argv)
     fixed = _convert(parse_overrides(rest))
     config_files = args.config_files.split() if args.config_files else None
+    output_file = Path(args.output_file or f"hyper_{args.model}.json")
+    if output_file.exists() and not args.overwrite:
+        parser.error(f"--output_file={output_file} exists (the record of an earlier search); "
+                     "name another file, or pass --overwrite to replace it")
+    if not Path(args.params_file).is_file():
+        parser.error(f"--params_file={args.params_file}: no such file")
 
     def objective(params, config_file_list):
         return objective_function(args.model, args.dataset, {**fixed, **params}, config_file_list)
 
-    tuner = Tuner(objective, args.output_file or f"hyper_{args.model}.json", algo=args.algo,
-                  max_evals=args.max_evals, early_stop=args.early_stop, seed=args.seed, params_file=args.params_file,
-                  fixed_config_file_list=config_files)
+    try:
+        tuner = Tuner(objective, output_file, algo=args.algo, max_evals=args.max_evals,
+                      early_stop=args.early_stop, seed=args.seed, params_file=args.params_file,
+                      fixed_config_file_list=config_files)
+    except (ValueError, SyntaxError, NameError) as err:  # RecBole's reading of the .hyper file
+        parser.error(f"--params_file={args.params_file}: {err}")
+    points = sample_points(tuner.space, seed=args.seed)
+    invalid = invalid_points(args.model, args.dataset, config_files, fixed, points)
+    if invalid:
+        point, err = invalid[0]
+        at = ", ".join(f"{k}={v!r}" for k, v in point.items())
+        example = f"{err} (at {at})" if err.key in point else str(err)  # a fixed setting's error needs no point
+        if len(invalid) == len(points):
+            parser.exit(2, f"{parser.prog}: error: every setting of the search space is invalid "
+                        f"({len(points)} checked), e.g. {example}\n")
+        print(f"{len(invalid)} of {len(points)} checked settings of the search space are invalid and will be "
+              f"recorded as failed trials, e.g. {example}")
     tuner.run()
     ok = sum(r["status"] == "ok" for r in tuner.records)
     print(f"{len(tuner.records)} trials ({ok} ok); best {tuner.best_params} valid {tuner.best_score}")

@@ -51,13 +51,15 @@ def test_recbole_builtin_diffrec_reachable(workdir):
 
 
 def test_help_lists_our_models():
-    out = subprocess.run([sys.executable, "-m", "recbole_diffrec.quick_start", "--help"], capture_output=True,
-                         text=True, check=True).stdout
+    proc = subprocess.run([sys.executable, "-m", "recbole_diffrec", "--help"], capture_output=True,
+                          text=True, check=True)
+    out = proc.stdout
+    assert "RuntimeWarning" not in proc.stderr  # python -m recbole_diffrec, not a module the package imported
     assert "DiffRec" in out and "TDiffRec" in out and "recbole.DiffRec" in out
 
 
 def test_invalid_setting_ends_the_command_with_one_line_and_status_2(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "recbole_diffrec.quick_start", "--model=DiffRec",
+    proc = subprocess.run([sys.executable, "-m", "recbole_diffrec", "--model=DiffRec",
                            "--inference_steps=41"], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr

@@ -165,7 +165,7 @@ def test_evaluation_may_change_how_the_model_runs_not_its_weights(workdir):
         evaluate(checkpoint, {"dims_dnn": [32]})
     assert evaluate(checkpoint, {"dims_dnn": [64]})["test"] == pytest.approx(result["test_result"], abs=1e-12)
 
-    command = [sys.executable, "-m", "recbole_diffrec.quick_start", "evaluate", checkpoint]
+    command = [sys.executable, "-m", "recbole_diffrec", "evaluate", checkpoint]
     proc = subprocess.run([*command, "--inference_steps=1", "--topk=[5]"], capture_output=True, text=True,
                           cwd=workdir, check=True)
     metrics = json.loads(proc.stdout)
@@ -174,3 +174,16 @@ def test_evaluation_may_change_how_the_model_runs_not_its_weights(workdir):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(
         "recbole-diffrec evaluate: error: invalid setting dims_dnn=[32]: the checkpoint was trained with [64]")
+
+
+def test_a_checkpoint_trained_with_a_shared_config_file_evaluates(workdir):
+    # The training run's config file holds a key DiffRec does not declare (one file for several models):
+    # evaluation rebuilds that run's settings without the unknown-setting check, and checks only what is
+    # given now.
+    shared = workdir / "shared.yaml"
+    shared.write_text("reg_weight: 0.001\n")
+    result = run("DiffRec", config_file_list=[str(shared)], config_dict={**SMALL, "epochs": 1})
+    shared.unlink()  # evaluation needs only the checkpoint
+    assert evaluate(result["checkpoint"])["test"] == pytest.approx(result["test_result"], abs=1e-12)
+    with pytest.raises(SettingError, match=r"^invalid setting inference_step=1: .*did you mean inference_steps\?$"):
+        evaluate(result["checkpoint"], {"inference_step": 1})

@@ -20,10 +20,12 @@ def space(workdir):
 
 
 @pytest.mark.parametrize("algo", ["exhaustive", "bayes"])
-def test_three_trials_write_three_records(algo, space, workdir):
+def test_three_trials_write_three_records(algo, space, workdir, capsys):
     out = workdir / f"{algo}.json"
     main(["--model=DiffRec", f"--params_file={space}", f"--algo={algo}", "--max_evals=3",
           f"--output_file={out}", *FIXED])
+    assert ("1 of 3 checked settings of the search space are invalid and will be recorded as failed trials, "
+            "e.g. invalid setting noise_min=0.02: must be below noise_max=0.01") in capsys.readouterr().out
     record = json.loads(out.read_text())
     assert len(record["trials"]) == 3
     if algo == "exhaustive":  # every point once: the invalid one among them
@@ -67,3 +69,63 @@ def test_trial_test_result_is_the_selected_epochs_and_leaves_no_checkpoints(work
         f.unlink()
     objective_function("DiffRec", "ml-100k", settings)
     assert not list((workdir / "saved").glob("*.pth"))
+
+
+def test_a_space_with_no_valid_setting_is_refused_before_any_trial(space, workdir, capsys, monkeypatch):
+    import recbole_diffrec.tuning as tuning
+
+    monkeypatch.setattr(tuning, "objective_function", lambda *a, **k: pytest.fail("a trial ran"))
+    out = workdir / "never.json"
+    for bad, message in [("--steps=0", "invalid setting steps=0: must be >= 1"),
+                         ("--noise_sclae=0.01", "invalid setting noise_sclae=0.01: not a setting of DiffRec")]:
+        with pytest.raises(SystemExit) as exit_:
+            main(["--model=DiffRec", f"--params_file={space}", f"--output_file={out}", *FIXED, bad])
+        assert exit_.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err.startswith("run_hyper.py: error: every setting of the search space is invalid (3 checked), "
+                              f"e.g. {message}"), err
+        assert not out.exists()
+
+
+def test_an_existing_record_is_kept_unless_overwrite(space, workdir, capsys):
+    out = workdir / "record.json"
+    out.write_text('{"trials": ["an earlier search"]}')
+    with pytest.raises(SystemExit) as exit_:
+        main(["--model=DiffRec", f"--params_file={space}", f"--output_file={out}", *FIXED])
+    assert exit_.value.code == 2 and "exists" in capsys.readouterr().err
+    assert out.read_text() == '{"trials": ["an earlier search"]}'
+    main(["--model=DiffRec", f"--params_file={space}", "--max_evals=1", f"--output_file={out}", "--overwrite",
+          *FIXED])
+    assert len(json.loads(out.read_text())["trials"]) == 1
+
+
+def test_the_check_before_the_search_builds_every_point_of_a_finite_space(space, workdir):
+    from recbole_diffrec.tuning import Tuner, invalid_points, sample_points
+
+    tuner = Tuner(lambda *a: None, workdir / "x.json", params_file=str(space))
+    points = sample_points(tuner.space)
+    assert sorted(p["noise_min"] for p in points) == [0.001, 0.005, 0.02]  # every point of a finite space
+    invalid = invalid_points("DiffRec", "ml-100k", None, {}, points)
+    assert [p["noise_min"] for p, _ in invalid] == [0.02]
+    assert invalid[0][1].key == "noise_min"
+
+
+def test_exhaustive_search_over_list_valued_choices(workdir):
+    from recbole_diffrec.tuning import Tuner, sample_points, space_size
+
+    path = workdir / "lists.hyper"
+    path.write_text("dims_dnn choice [[64],[32,48]]\nlearning_rate choice [0.001,0.01]\nnoise_scale uniform 0.001,0.01\n")
+    tuner = Tuner(lambda *a: None, workdir / "x.json", params_file=str(path))
+    assert space_size(tuner.space) is None  # a continuous parameter: not finite
+    path.write_text("dims_dnn choice [[64],[32,48]]\nlearning_rate choice [0.001,0.01]\n")
+    tuner = Tuner(lambda *a: None, workdir / "x.json", params_file=str(path), max_evals=100)
+    assert space_size(tuner.space) == 4 and tuner.max_evals == 4
+    points = sample_points(tuner.space)
+    assert sorted((tuple(p["dims_dnn"]), p["learning_rate"]) for p in points) == [
+        ((32, 48), 0.001), ((32, 48), 0.01), ((64,), 0.001), ((64,), 0.01)]
+    out = workdir / "lists.json"
+    main(["--model=DiffRec", f"--params_file={path}", f"--output_file={out}", "--max_evals=2", "--epochs=1",
+          "--steps=5", "--show_progress=False", "--eval_batch_users=1000"])
+    trials = json.loads(out.read_text())["trials"]
+    assert len(trials) == 2 and all(t["status"] == "ok" for t in trials)
+    assert len({json.dumps(t["params"]) for t in trials}) == 2
