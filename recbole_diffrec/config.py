@@ -8,6 +8,7 @@
   the nearest declared name, so a typo cannot silently leave a default in place.
 """
 
+import difflib
 import importlib.resources
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from recbole.config import Config as RecBoleConfig
 from recbole.utils import get_model as recbole_get_model
 
 from recbole_diffrec import compat
+from recbole_diffrec.settings import SettingError
 
 RECBOLE_PREFIX = "recbole."
 
@@ -114,10 +116,6 @@ class Config(RecBoleConfig):
         """An override nothing declares (the model's yaml, RecBole's defaults, the config files) is read by
         no code of a recbole-diffrec model: most likely a misspelling. RecBole's models are not checked,
         since some of them read keys their yaml does not declare."""
-        import difflib
-
-        from recbole_diffrec.settings import SettingError
-
         known = set(self.internal_config_dict) | set(self.file_config_dict) | RUNTIME_SETTINGS
         unknown = sorted(keys - known)
         if unknown:

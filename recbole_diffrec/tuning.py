@@ -56,6 +56,11 @@ def exhaustive_search(new_ids, domain, trials, seed, max_failures=1000):
     return docs
 
 
+def plain(params):
+    """A point of the space with numpy scalars as Python values (for Config, JSON and messages)."""
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}
+
+
 def choice_sizes(space):
     """{name: number of options} of the space's ``choice`` parameters (any option type, lists included)."""
     sizes = {}
@@ -82,7 +87,8 @@ def sample_points(space, limit=256, draws=64, seed=2020):
     if size is not None and size <= limit:
         sizes = choice_sizes(space)
         names = sorted(sizes)
-        return [space_eval(space, dict(zip(names, idx))) for idx in itertools.product(*(range(sizes[n]) for n in names))]
+        grid = itertools.product(*(range(sizes[n]) for n in names))
+        return [space_eval(space, dict(zip(names, idx))) for idx in grid]
     rng = np.random.default_rng(seed)
     return [sample(space, rng=rng) for _ in range(draws)]
 
@@ -94,7 +100,7 @@ def invalid_points(model, dataset, config_file_list, fixed, points):
 
     invalid = []
     for point in points:
-        point = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in point.items()}
+        point = plain(point)
         try:
             Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict={**fixed, **point})
         except SettingError as err:
@@ -160,7 +166,7 @@ class Tuner(HyperTuning):
     def trial(self, params):
         import hyperopt
 
-        params = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in params.items()}
+        params = plain(params)
         record = {"trial": len(self.records) + 1, "params": params}
         try:
             result = self.objective_function(dict(params), self.fixed_config_file_list)
