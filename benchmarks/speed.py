@@ -13,6 +13,7 @@ of the paper's model can go below on this hardware (in float32).
     python benchmarks/speed.py                        # needs dataset/ml-1m_clean (see README)
     python benchmarks/speed.py --models DiffRec recbole.DiffRec --device cuda
     python benchmarks/speed.py --models recbole.DiffRec DiffRec matmul-floor --epochs 1 --rounds 1
+    python benchmarks/speed.py --models DiffRec DiffRec@ema0.995 --reference DiffRec --rounds 3 --out speed-cpu-ema
 """
 
 import argparse
@@ -92,9 +93,14 @@ def measure(model, phase, device, data_path, epochs=1):
 
     overrides = {"show_progress": False, "use_gpu": device == "cuda", "data_path": data_path,
                  "checkpoint_dir": "/tmp/recbole-diffrec-bench", "state": "WARNING"}
-    name, _, precision = model.partition("@")  # DiffRec@float32: DiffRec with train_precision float32
-    if precision:
-        overrides["train_precision"] = precision
+    name, _, variant = model.partition("@")  # DiffRec@float32, DiffRec@ema0.995, DiffRec@bfloat16+ema0.999
+    for part in filter(None, variant.split("+")):
+        if part in ("float32", "bfloat16"):
+            overrides["train_precision"] = part
+        elif part.startswith("ema"):
+            overrides["ema_decay"] = float(part[3:])
+        else:
+            raise SystemExit(f"unknown model variant {part!r} in {model!r}: float32, bfloat16 or ema<decay>")
     if name.startswith("recbole."):
         overrides.update(BUILTIN)
     if name == "LDiffRec":
@@ -160,13 +166,16 @@ def main():
     parser.add_argument("--models", nargs="+",
                         default=["recbole.DiffRec", "DiffRec", "DiffRec@float32", "TDiffRec", "LDiffRec"],
                         help="model names; NAME@float32 or NAME@bfloat16 pins one of ours to that training "
-                             "precision (plain names use the default, train_precision: auto)")
+                             "precision (plain names use the default, train_precision: auto); NAME@ema0.995 "
+                             "sets ema_decay; join variants with +, e.g. DiffRec@float32+ema0.995")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--data_path", default=str(REPO / "dataset"))
     parser.add_argument("--epochs", type=int, default=2, help="timed training epochs (averaged)")
     parser.add_argument("--rounds", type=int, default=2,
                         help="measure every (model, phase) this many times, interleaved, and keep the fastest "
                              "(robust to other load on the machine)")
+    parser.add_argument("--reference", default="recbole.DiffRec",
+                        help="the model the ratio column compares with (one of --models)")
     parser.add_argument("--out", default=None, help="file stem under benchmarks/results (default speed-<device>)")
     parser.add_argument("--child", nargs=2, metavar=("MODEL", "PHASE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -197,11 +206,11 @@ def report(args, all_rows):
         if key not in best or r["seconds"] < best[key]["seconds"]:
             best[key] = r
     rows = list(best.values())
-    ref = {r["phase"]: r for r in rows if r["model"] == "recbole.DiffRec"}
+    ref = {r["phase"]: r for r in rows if r["model"] == args.reference}
     cuda = args.device == "cuda"
     lines = [f"# Speed on {args.device}: ML-1M clean, the paper's DiffRec settings", "",
              f"Hardware and versions: `{json.dumps(hardware(args.device))}`", "",
-             "| model | phase | seconds | x faster than recbole.DiffRec | params | peak host MB"
+             f"| model | phase | seconds | x faster than {args.reference} | params | peak host MB"
              + (" | peak device MB |" if cuda else " |"),
              "|---|---|---|---|---|---|" + ("---|" if cuda else "")]
     for r in rows:

@@ -57,6 +57,47 @@ def training_autocast_dtype(precision, device):
     return torch.bfloat16
 
 
+class WeightAverage:
+    """An exponential moving average of a model's trainable weights (Polyak averaging, as diffusion models
+    are commonly evaluated), bias-corrected: after t updates it is sum_i decay^(t-i) w_i over sum_i
+    decay^(t-i), so it never leans towards the initial weights, however early it is read.
+
+    Two sets of weights take turns in the model. During a training epoch the model holds the optimizer's
+    weights and `held` the average; between epochs the other way round, so validation, the checkpoints
+    and every evaluation see the averaged weights. `update` runs after every optimizer step; it reads no
+    value back from the device."""
+
+    def __init__(self, params, decay):
+        self.params = list(params)
+        self.decay = decay
+        self.steps = 0
+        self.held = [p.detach().clone() for p in self.params]
+
+    def update(self):
+        """Fold the optimizer's current weights into the average (the model holds them: mid-epoch)."""
+        self.steps += 1
+        d, t = self.decay, self.steps
+        keep = d * (1 - d ** (t - 1)) / (1 - d ** t)  # the share of the average so far; 0 at the first update
+        with torch.no_grad():
+            torch._foreach_lerp_(self.held, [p.detach() for p in self.params], 1 - keep)
+
+    def swap(self):
+        """Exchange the model's weights with the held ones (no copy)."""
+        with torch.no_grad():
+            for i, p in enumerate(self.params):
+                p.data, self.held[i] = self.held[i], p.data
+
+    def state(self):
+        return {"steps": self.steps, "held": list(self.held)}
+
+    def load_state(self, state):
+        if len(state["held"]) != len(self.params):
+            raise ValueError(f"the checkpoint's weight average has {len(state['held'])} tensors, the model "
+                             f"{len(self.params)} trainable ones")
+        self.steps = int(state["steps"])
+        self.held = [t.to(device=p.device, dtype=p.dtype).clone() for t, p in zip(state["held"], self.params)]
+
+
 def _distributed():
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
@@ -152,7 +193,7 @@ class SafeCheckpointMixin:
         self.saved_model_file = name[0]
 
     def _checkpoint_state(self, epoch):
-        return {
+        state = {
             "format": CHECKPOINT_FORMAT,
             "model": self.config["model"],
             "model_class": f"{type(self.model).__module__}.{type(self.model).__qualname__}",
@@ -168,6 +209,10 @@ class SafeCheckpointMixin:
             "external_config": to_plain(dict(self.config.external_config_dict)),
             "best_model_file": str(self.saved_model_file),
         }
+        average = getattr(self, "weight_average", None)
+        if average is not None:  # between epochs: the model holds the average, `held` the optimizer's weights
+            state["weight_average"] = average.state()
+        return state
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
         if not self.config["single_spec"] and self.config["local_rank"] != 0:
@@ -195,10 +240,20 @@ class SafeCheckpointMixin:
         self.best_valid_score = checkpoint["best_valid_score"]
         self.best_valid_result = checkpoint.get("best_valid_result") or None
         self._load_model_state(checkpoint)
+        self._load_weight_average(checkpoint, resume_file)
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         torch.set_rng_state(checkpoint["rng_state"])
         self._pending_loader_state = checkpoint.get("train_loader_state")
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
+
+    def _load_weight_average(self, checkpoint, resume_file):
+        average = getattr(self, "weight_average", None)
+        if average is None:
+            return
+        if "weight_average" not in checkpoint:
+            raise SettingError("ema_decay", average.decay, f"the resumed checkpoint ({resume_file}) was trained "
+                               "without weight averaging; resume with --ema_decay=0, or start a new run")
+        average.load_state(checkpoint["weight_average"])
 
     def _check_resumed_settings(self, checkpoint, resume_file):
         """A resumed run must train the model it continues: each of our model's settings must equal the
@@ -248,6 +303,9 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
         if distributed:  # ranks were seeded apart: start every replica from rank 0's weights and state
             for tensor in self.model.state_dict().values():
                 torch.distributed.broadcast(tensor, src=0)
+        decay = model.settings["ema_decay"]
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.weight_average = WeightAverage(trainable, decay) if decay > 0 else None
 
     def _all_reduce_gradients(self):
         """Average the gradients over the ranks in one flat all-reduce."""
@@ -320,19 +378,28 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
         if not self.config["single_spec"] and train_data.shuffle:
             train_data.sampler.set_epoch(epoch_idx)
         batch_losses = []
-        for interaction in iter_data:
-            interaction = self._to_device(interaction)
-            self.optimizer.zero_grad()
-            with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
-                                enabled=self.autocast_dtype is not None):
-                loss = loss_func(interaction)
-            loss.backward()
-            if self.distributed:
-                self._all_reduce_gradients()
-            if self.clip_grad_norm:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
-            self.optimizer.step()
-            batch_losses.append(loss.detach())
+        average = self.weight_average
+        if average is not None:
+            average.swap()  # the optimizer's weights in for the epoch, the average held
+        try:
+            for interaction in iter_data:
+                interaction = self._to_device(interaction)
+                self.optimizer.zero_grad()
+                with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                                    enabled=self.autocast_dtype is not None):
+                    loss = loss_func(interaction)
+                loss.backward()
+                if self.distributed:
+                    self._all_reduce_gradients()
+                if self.clip_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
+                self.optimizer.step()
+                if average is not None:
+                    average.update()
+                batch_losses.append(loss.detach())
+        finally:
+            if average is not None:
+                average.swap()  # validation, checkpoints and evaluation see the average
         self.model.epoch_finished()
         losses = torch.stack(batch_losses).double().cpu().numpy()  # the epoch's one host sync
         bad = np.flatnonzero(~np.isfinite(losses))

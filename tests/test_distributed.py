@@ -20,15 +20,18 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-def _replica_state(rank, port, workdir, queue):
+def _replica_state(rank, port, workdir, ema_decay, queue):
     import os
 
     os.chdir(workdir)
-    config_dict = {**SMALL, "epochs": 2, "local_rank": rank, "world_size": 2, "nproc": 2, "offset": 0,
+    config_dict = {**SMALL, "epochs": 2, "ema_decay": ema_decay, "local_rank": rank, "world_size": 2, "nproc": 2, "offset": 0,
                    "ip": "127.0.0.1", "port": port}
     _, (train, valid, _), model, trainer = prepare("DiffRec", config_dict=config_dict)
     trainer.fit(train, valid, saved=False, show_progress=False)
-    queue.put((rank, {k: v.numpy().copy() for k, v in model.state_dict().items()}))  # plain arrays: tensors would travel by fds that die with the process
+    state = {k: v.numpy().copy() for k, v in model.state_dict().items()}  # plain arrays: tensors would travel by fds that die with the process
+    if trainer.weight_average is not None:  # between epochs the model holds the average, `held` the optimizer's weights
+        state.update({f"optimizer_weights.{i}": t.numpy().copy() for i, t in enumerate(trainer.weight_average.held)})
+    queue.put((rank, state))
 
 
 def _one_rank_fails(rank, queue):
@@ -53,13 +56,16 @@ def test_a_setting_error_from_any_rank_stops_every_rank():
     assert not any(process.is_alive() for process in context.processes)
 
 
-def test_two_gloo_processes_keep_replicas_and_samplers_identical(workdir):
+@pytest.mark.parametrize("ema_decay", [0.0, 0.8])
+def test_two_gloo_processes_keep_replicas_and_samplers_identical(workdir, ema_decay):
     ctx = mp.get_context("spawn")
     queue = ctx.SimpleQueue()
-    context = mp.start_processes(_replica_state, args=(_free_port(), str(workdir), queue), nprocs=2, join=False,
-                                 start_method="spawn")
+    context = mp.start_processes(_replica_state, args=(_free_port(), str(workdir), ema_decay, queue), nprocs=2,
+                                 join=False, start_method="spawn")
     states = dict(collect_results(context, queue, 2))
     assert set(states) == {0, 1}
+    averaged = any(key.startswith("optimizer_weights.") for key in states[0])
+    assert averaged == (ema_decay > 0)
     for key, value in states[0].items():
         assert (value == states[1][key]).all(), key
     assert states[0]["sampler.history_count"].sum() > 0

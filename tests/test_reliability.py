@@ -21,9 +21,9 @@ def _fit_and_test(trainer, train, valid, test):
     return trainer.evaluate(test, load_best_model=True)
 
 
-@pytest.mark.parametrize(("resume_every", "resumes_at"), [(1, 3), (2, 2)])
-def test_kill_and_resume_gives_identical_metrics(workdir, monkeypatch, resume_every, resumes_at):
-    settings = {**SMALL, "resume_every": resume_every}
+@pytest.mark.parametrize(("resume_every", "resumes_at", "ema_decay"), [(1, 3, 0.0), (2, 2, 0.0), (2, 2, 0.8)])
+def test_kill_and_resume_gives_identical_metrics(workdir, monkeypatch, resume_every, resumes_at, ema_decay):
+    settings = {**SMALL, "resume_every": resume_every, "ema_decay": ema_decay}
     _, (train, valid, test), _, trainer = prepare("DiffRec", config_dict=settings)
     uninterrupted = _fit_and_test(trainer, train, valid, test)
 

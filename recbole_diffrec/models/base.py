@@ -42,6 +42,7 @@ class DiffusionRecommender(GeneralRecommender):
         s["eval_batch_users"] = reader.integer("eval_batch_users", low=0)
         s["resume_every"] = reader.integer("resume_every", low=1)
         s["train_precision"] = reader.choice("train_precision", PRECISIONS)
+        s["ema_decay"] = reader.number("ema_decay", low=0, high=1, high_open=True)
         uses_bounds = s["noise_schedule"] in ("linear", "linear-var") and s["noise_scale"] > 0
         if uses_bounds and s["noise_min"] >= s["noise_max"]:
             raise SettingError(
