@@ -215,7 +215,7 @@ def report(args, all_rows):
              "|---|---|---|---|---|---|" + ("---|" if cuda else "")]
     for r in rows:
         ratio = ref[r["phase"]]["seconds"] / r["seconds"] if r["phase"] in ref else float("nan")
-        lines.append(f"| {r['model']} | {r['phase']} | {r['seconds']:.3f} | {ratio:.1f} | {r['params']:,} | "
+        lines.append(f"| {r['model']} | {r['phase']} | {r['seconds']:.3f} | {ratio:.2f} | {r['params']:,} | "
                      f"{r['peak_host_mb']:.0f} |" + (f" {r['peak_device_mb']:.0f} |" if cuda else ""))
     lines += ["", "Command: `python benchmarks/speed.py " + shlex.join(sys.argv[1:]) + "`"]
     out = REPO / "benchmarks" / "results"
