@@ -79,7 +79,7 @@ class WeightAverage:
         d, t = self.decay, self.steps
         keep = d * (1 - d ** (t - 1)) / (1 - d ** t)  # the share of the average so far; 0 at the first update
         with torch.no_grad():
-            torch._foreach_lerp_(self.held, [p.detach() for p in self.params], 1 - keep)
+            torch._foreach_lerp_(self.held, self.params, 1 - keep)
 
     def swap(self):
         """Exchange the model's weights with the held ones (no copy)."""
@@ -182,6 +182,8 @@ def changed_settings(settings, saved, may_change):
 class SafeCheckpointMixin:
     """Checkpoint save, resume and best-model loading through :func:`save_checkpoint`/:func:`load_checkpoint`."""
 
+    weight_average = None  # a WeightAverage where the trainer keeps one (DiffusionTrainer with ema_decay > 0)
+
     def __init__(self, config, model):
         super().__init__(config, model)
         # RecBole names the file by the second it was made in; two trainers in one second (tuning
@@ -209,7 +211,7 @@ class SafeCheckpointMixin:
             "external_config": to_plain(dict(self.config.external_config_dict)),
             "best_model_file": str(self.saved_model_file),
         }
-        average = getattr(self, "weight_average", None)
+        average = self.weight_average
         if average is not None:  # between epochs: the model holds the average, `held` the optimizer's weights
             state["weight_average"] = average.state()
         return state
@@ -247,7 +249,7 @@ class SafeCheckpointMixin:
         self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
 
     def _load_weight_average(self, checkpoint, resume_file):
-        average = getattr(self, "weight_average", None)
+        average = self.weight_average
         if average is None:
             return
         if "weight_average" not in checkpoint:
@@ -284,7 +286,8 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
     Differences from RecBole's Trainer: the optimizer takes the model's parameter groups (L-DiffRec's
     autoencoder and denoiser learn at different rates); an epoch's batch losses stay on the device and
     are read once at its end, so a step never waits on the host; a non-finite loss stops training with
-    the epoch, the batch and a hint, and the last good checkpoint is kept.
+    the epoch, the batch and a hint, and the last good checkpoint is kept; with `ema_decay` > 0 validation,
+    checkpoints and evaluation use a moving average of the weights (:class:`WeightAverage`).
     """
 
     def __init__(self, config, model):

@@ -24,8 +24,8 @@ def _replica_state(rank, port, workdir, ema_decay, queue):
     import os
 
     os.chdir(workdir)
-    config_dict = {**SMALL, "epochs": 2, "ema_decay": ema_decay, "local_rank": rank, "world_size": 2, "nproc": 2, "offset": 0,
-                   "ip": "127.0.0.1", "port": port}
+    config_dict = {**SMALL, "epochs": 2, "ema_decay": ema_decay, "local_rank": rank, "world_size": 2, "nproc": 2,
+                   "offset": 0, "ip": "127.0.0.1", "port": port}
     _, (train, valid, _), model, trainer = prepare("DiffRec", config_dict=config_dict)
     trainer.fit(train, valid, saved=False, show_progress=False)
     state = {k: v.numpy().copy() for k, v in model.state_dict().items()}  # plain arrays: tensors would travel by fds that die with the process
