@@ -21,6 +21,6 @@ setup(
         "hyperopt>=0.2.7",
         "threadpoolctl>=3",
     ],
-    extras_require={"test": ["pytest", "hypothesis"], "bench": ["matplotlib", "psutil"]},
+    extras_require={"test": ["pytest", "hypothesis", "matplotlib"], "bench": ["matplotlib", "psutil"]},
     entry_points={"console_scripts": ["recbole-diffrec=recbole_diffrec.quick_start:cli"]},
 )

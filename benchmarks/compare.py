@@ -129,7 +129,7 @@ def write_report(dataset, csv_path):
            "as of the commit that added the row.", "",
            "| model | seeds | R@10 | R@20 | N@10 | N@20 | s/epoch | total s | params | peak MB |",
            "|---|---|---|---|---|---|---|---|---|---|"]
-    summary = {}
+    summary, spread = {}, {}
 
     def params(n):  # RecBole's non-parametric models (EASE, ItemKNN, Pop) report a placeholder parameter
         return f"{int(n):,}" if n > 1 else "n/a"
@@ -140,6 +140,7 @@ def write_report(dataset, csv_path):
         for m in METRICS:
             values = np.array([float(r[f"test_{m}"]) for r in mine])
             summary.setdefault(model, {})[m] = values.mean()
+            spread.setdefault(model, {})[m] = values.std()
             cells.append(f"{values.mean():.4f} ± {values.std():.4f}")
         mean = lambda k: np.mean([float(r[k]) for r in mine])  # noqa: E731
         out.append(f"| {model} | {len(mine)} | " + " | ".join(cells) +
@@ -173,15 +174,32 @@ def write_report(dataset, csv_path):
     except ImportError:
         print("matplotlib is not installed: no chart (pip install '.[bench]')")
         return
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(models)), 4))
-    width = 0.2
-    for i, m in enumerate(METRICS):
-        ax.bar([j + i * width for j in range(len(models))], [summary[x][m] for x in models], width, label=m)
-    ax.set_xticks([j + 1.5 * width for j in range(len(models))], models, rotation=30, ha="right")
-    ax.set_title(f"{dataset}: test metrics (mean over seeds)")
-    ax.legend()
+    plt.close(plot_summary(dataset, summary, spread, ours, baselines, csv_path.with_suffix(".png"), plt))
+
+
+def plot_summary(dataset, summary, spread, ours, baselines, path, plt):
+    """One panel per metric, one line per row, best test Recall@20 at the top: a dot at the mean over
+    seeds with a bar of +- one standard deviation, recbole-diffrec's rows in colour and the baselines in
+    grey, and a dashed line at the best baseline of each metric. Dots on an axis fitted to the values (not
+    bars from zero) so that differences of a few percent stay visible with dozens of rows."""
+    order = sorted(summary, key=lambda m: summary[m]["recall@20"])  # plotted bottom-up: best at the top
+    fig, axes = plt.subplots(1, len(METRICS), sharey=True, figsize=(3.6 * len(METRICS), 1.4 + 0.3 * len(order)))
+    for ax, metric in zip(axes, METRICS):
+        for y, model in enumerate(order):
+            ax.errorbar(summary[model][metric], y, xerr=spread[model][metric], fmt="o", capsize=2, markersize=4,
+                        color="tab:blue" if model in ours else "tab:gray")
+        if baselines:
+            best = max(summary[m][metric] for m in baselines)
+            ax.axvline(best, color="tab:gray", linestyle="--", linewidth=1)
+        ax.set_title(metric)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_ylim(-0.7, len(order) - 0.3)
+    axes[0].set_yticks(range(len(order)), order)
+    legend = "blue: recbole-diffrec; grey, dashed: baselines and the best of them" if baselines else "recbole-diffrec"
+    fig.suptitle(f"{dataset}: test metrics, mean ± std over seeds ({legend})")
     fig.tight_layout()
-    fig.savefig(csv_path.with_suffix(".png"), dpi=120)
+    fig.savefig(path, dpi=110)
+    return fig
 
 
 def main():

@@ -70,6 +70,37 @@ def test_a_variant_settings_file_starts_from_its_base_row():
     assert variant == {**paper, "learning_rate": 0.0005}
 
 
+def test_the_chart_orders_rows_by_recall_and_marks_the_best_baseline(tmp_path):
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgba
+
+    compare = _benchmark("compare")
+    metrics = {  # recall@20 decides the order; every metric has its own best baseline
+        "EASE": (0.10, 0.18, 0.09, 0.11), "Pop": (0.05, 0.10, 0.06, 0.12),
+        "DiffRec": (0.11, 0.17, 0.08, 0.10), "TDiffRec@x": (0.12, 0.20, 0.10, 0.13),
+    }
+    summary = {m: dict(zip(compare.METRICS, v)) for m, v in metrics.items()}
+    spread = {m: dict.fromkeys(compare.METRICS, 0.001) for m in metrics}
+    path = tmp_path / "chart.png"
+    fig = compare.plot_summary("toy", summary, spread, ["DiffRec", "TDiffRec@x"], ["EASE", "Pop"], path, plt)
+    try:
+        assert path.stat().st_size > 0
+        axes = fig.axes
+        assert [t.get_text() for t in axes[0].get_yticklabels()] == ["Pop", "DiffRec", "EASE", "TDiffRec@x"]
+        for ax, metric in zip(axes, compare.METRICS):
+            dots = [line for line in ax.lines if line.get_marker() == "o"]
+            assert [(line.get_xdata()[0], line.get_ydata()[0]) for line in dots] == \
+                [(summary[m][metric], y) for y, m in enumerate(["Pop", "DiffRec", "EASE", "TDiffRec@x"])]
+            colours = [to_rgba(line.get_color()) for line in dots]
+            assert colours[0] == colours[2] == to_rgba("tab:gray") and colours[1] == to_rgba("tab:blue")
+            dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+            assert [line.get_xdata()[0] for line in dashed] == [max(summary["EASE"][metric], summary["Pop"][metric])]
+    finally:
+        plt.close(fig)
+
+
 def test_early_stopping_rules_by_hand():
     es = _benchmark("early_stopping")
     scores = [0.10, 0.09, 0.10, 0.08, 0.08, 0.08, 0.08, 0.08, 0.11]
