@@ -210,7 +210,8 @@ def main():
                                                          "EASE", "MultiVAE", "LightGCN", "BPR", "ItemKNN", "Pop"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[2020, 2021, 2022])
     parser.add_argument("--results_dir", default=str(REPO / "results"), help="where the csv, md and png go")
-    parser.add_argument("--workdir", default=str(REPO), help="the runs' working folder (their log/ and saved/)")
+    parser.add_argument("--workdir", default=str(REPO), help="the runs' working folder (their log/ and saved/); "
+                        "relative paths in the config files, such as data_path, are read from it")
     parser.add_argument("--report_only", action="store_true", help="rebuild the md/png from the CSV")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -222,6 +223,7 @@ def main():
         return
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
+    Path(args.workdir).mkdir(parents=True, exist_ok=True)
     csv_path = results / f"{args.dataset}.csv"
     if not args.report_only:
         done = {(r["model"], r["seed"]) for r in csv.DictReader(open(csv_path))} if csv_path.exists() else set()

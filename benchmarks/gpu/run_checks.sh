@@ -3,6 +3,8 @@
 # dataset/ml-1m_clean carried. Everything it measures goes to $OUT (or ./gpu-out): the CUDA tests, the
 # same-run speed table, the paper's protocol end to end (3 fresh processes) and fewer-step inference.
 # STEPS picks a subset, e.g. STEPS="tests protocol" (default: tests speed protocol inference).
+# STEPS=accuracy (not in the default: longer than one call) runs the 3-seed rows of issues #3 and #5 on the
+# GPU, DiffRec and L-DiffRec with the paper's settings, to set beside the paper's code's H100 runs.
 set -uo pipefail
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
@@ -22,6 +24,9 @@ for step in ${STEPS:-tests speed protocol inference}; do
               cp benchmarks/results/protocol-cuda.md "$OUT/" ;;
     inference) python3 benchmarks/inference_steps.py --train 2>&1 | tail -n 20 | tee "$OUT/inference.log"
                cp benchmarks/results/inference_steps-cuda.md "$OUT/" ;;
+    accuracy) python3 benchmarks/compare.py --dataset ml-1m_clean --config_files dataset_configs/ml-1m_clean.yaml \
+                --models DiffRec LDiffRec@paper-emb LDiffRec --seeds 2020 2021 2022 --results_dir "$OUT/accuracy" \
+                2>&1 | grep -v " epoch " | tail -n 40 | tee "$OUT/accuracy.log" ;;
     *) echo "unknown step $step" >&2 ;;
   esac
 done
