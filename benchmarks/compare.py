@@ -163,7 +163,7 @@ def write_report(dataset, csv_path):
     for model in models:
         r = [r for r in rows if r["model"] == model][0]
         out.append(f"- **{model}**: config files `{r['config_files']}`; overrides `{r['settings']}`; "
-                   f"seeds {', '.join(x['seed'] for x in rows if x['model'] == model)}")
+                   f"seeds {', '.join(sorted((x['seed'] for x in rows if x['model'] == model), key=int))}")
     md = csv_path.with_suffix(".md")
     md.write_text("\n".join(out) + "\n")
     try:

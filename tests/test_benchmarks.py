@@ -131,3 +131,19 @@ def test_early_stopping_replay_matches_a_real_run(workdir, tmp_path):
     assert ordinary["test_result"] == picked["test"]
     with pytest.raises(ValueError, match="had not stopped by epoch 4"):
         es.replay(recorded, lambda s, e: es.recbole_rule(s, 10))  # no limit-bound pick in the report
+
+
+def test_the_table_lists_each_rows_seeds_in_numeric_order(tmp_path):
+    """Seeds run in parallel append to the CSV in the order they finish; the settings list sorts them."""
+    compare = _benchmark("compare")
+    path = tmp_path / "toy.csv"
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=compare.FIELDS)
+        writer.writeheader()
+        for seed in ("11", "2", "10"):
+            writer.writerow({**{field: "0.1" for field in compare.FIELDS}, "model": "Pop", "seed": seed,
+                             "settings": "{}", "config_files": "toy.yaml"})
+    compare.write_report("toy", path)
+    table = (tmp_path / "toy.md").read_text()
+    assert "| Pop | 3 |" in table
+    assert "; seeds 2, 10, 11" in table
