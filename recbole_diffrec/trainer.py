@@ -194,6 +194,11 @@ class SafeCheckpointMixin:
             torch.distributed.broadcast_object_list(name, src=0)
         self.saved_model_file = name[0]
 
+    @property
+    def _writes_files(self):
+        """Whether this process writes checkpoints: always in a single process, rank 0 in a distributed run."""
+        return self.config["single_spec"] or self.config["local_rank"] == 0
+
     def _checkpoint_state(self, epoch):
         state = {
             "format": CHECKPOINT_FORMAT,
@@ -217,7 +222,7 @@ class SafeCheckpointMixin:
         return state
 
     def _save_checkpoint(self, epoch, verbose=True, **kwargs):
-        if not self.config["single_spec"] and self.config["local_rank"] != 0:
+        if not self._writes_files:
             return
         path = kwargs.pop("saved_model_file", self.saved_model_file)
         save_checkpoint(self._checkpoint_state(epoch), path)
@@ -336,6 +341,16 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
             return True
         return time.monotonic() - self._snapshot_time >= SNAPSHOT_SECONDS
 
+    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+        """RecBole's fit; when it ends normally the resume snapshot has served its purpose and is removed
+        (a killed or failed run keeps it, which is when `--resume` needs it). The best model stays."""
+        result = super().fit(train_data, valid_data, verbose=verbose, saved=saved, show_progress=show_progress,
+                             callback_fn=callback_fn)
+        if self._writes_files and os.path.isfile(self.last_checkpoint_file):
+            os.remove(self.last_checkpoint_file)
+            self.logger.info(f"training finished: removed the resume snapshot {self.last_checkpoint_file}")
+        return result
+
     def _save_last(self, train_data, epoch_idx):
         state = self._checkpoint_state(epoch_idx - 1)
         state["train_loader_state"] = train_data.generator.get_state()
@@ -370,7 +385,7 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
         if pending is not None:  # resumed: the shuffle continues where the interrupted run was
             train_data.generator.set_state(pending)
             self._pending_loader_state = None
-        if (self.config["single_spec"] or self.config["local_rank"] == 0) and self._snapshot_due(epoch_idx):
+        if self._writes_files and self._snapshot_due(epoch_idx):
             self._save_last(train_data, epoch_idx)
         self.model.train()
         loss_func = loss_func or self.model.calculate_loss

@@ -123,9 +123,8 @@ def objective_function(model, dataset, config_dict=None, config_file_list=None, 
     best_valid_score, best_valid_result = trainer.fit(train, valid, verbose=False, saved=True, show_progress=False)
     test_result = trainer.evaluate(test, load_best_model=True)
     if not keep_checkpoints:
-        for path in (trainer.saved_model_file, getattr(trainer, "last_checkpoint_file", None)):
-            if path and os.path.isfile(path):
-                os.remove(path)
+        if os.path.isfile(trainer.saved_model_file):  # (our trainer removes its resume snapshot itself)
+            os.remove(trainer.saved_model_file)
     return {
         "model": config["model"],
         "best_valid_score": float(best_valid_score),

@@ -1,6 +1,7 @@
 """Resume after a kill, reuse of checkpoints, a non-finite loss, bad data."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -47,6 +48,17 @@ def test_kill_and_resume_gives_identical_metrics(workdir, monkeypatch, resume_ev
     resumed.resume_checkpoint(last)
     assert resumed.start_epoch == resumes_at
     assert dict(_fit_and_test(resumed, train, valid, test)) == dict(uninterrupted)
+
+
+def test_a_finished_run_keeps_its_best_model_and_removes_its_resume_snapshot(workdir):
+    _, (train, valid, _), _, trainer = prepare("DiffRec", config_dict={**SMALL, "resume_every": 1})
+    written = []
+    save_last = trainer._save_last
+    trainer._save_last = lambda *a: (save_last(*a), written.append(trainer.last_checkpoint_file))
+    trainer.fit(train, valid, saved=True, show_progress=False)
+    assert len(written) == SMALL["epochs"]  # a snapshot before every epoch while it ran
+    assert set(written) == {trainer.last_checkpoint_file} and not os.path.exists(trainer.last_checkpoint_file)
+    assert [p.name for p in (workdir / "saved").glob("*.pth")] == [os.path.basename(trainer.saved_model_file)]
 
 
 def test_resume_refuses_a_checkpoint_of_other_settings(workdir):
