@@ -141,7 +141,7 @@ def write_report(dataset, csv_path):
             values = np.array([float(r[f"test_{m}"]) for r in mine])
             summary.setdefault(model, {})[m] = values.mean()
             spread.setdefault(model, {})[m] = values.std()
-            cells.append(f"{values.mean():.4f} ± {values.std():.4f}")
+            cells.append(f"{summary[model][m]:.4f} ± {spread[model][m]:.4f}")
         mean = lambda k: np.mean([float(r[k]) for r in mine])  # noqa: E731
         out.append(f"| {model} | {len(mine)} | " + " | ".join(cells) +
                    f" | {mean('seconds_per_epoch'):.2f} | {mean('total_seconds'):.0f} | {params(mean('params'))} |"

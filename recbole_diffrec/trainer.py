@@ -341,11 +341,10 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
             return True
         return time.monotonic() - self._snapshot_time >= SNAPSHOT_SECONDS
 
-    def fit(self, train_data, valid_data=None, verbose=True, saved=True, show_progress=False, callback_fn=None):
+    def fit(self, *args, **kwargs):
         """RecBole's fit; when it ends normally the resume snapshot has served its purpose and is removed
         (a killed or failed run keeps it, which is when `--resume` needs it). The best model stays."""
-        result = super().fit(train_data, valid_data, verbose=verbose, saved=saved, show_progress=show_progress,
-                             callback_fn=callback_fn)
+        result = super().fit(*args, **kwargs)
         if self._writes_files and os.path.isfile(self.last_checkpoint_file):
             os.remove(self.last_checkpoint_file)
             self.logger.info(f"training finished: removed the resume snapshot {self.last_checkpoint_file}")

@@ -122,9 +122,8 @@ def objective_function(model, dataset, config_dict=None, config_file_list=None, 
     config, (train, valid, test), _, trainer = prepare(model, dataset, config_file_list, config_dict)
     best_valid_score, best_valid_result = trainer.fit(train, valid, verbose=False, saved=True, show_progress=False)
     test_result = trainer.evaluate(test, load_best_model=True)
-    if not keep_checkpoints:
-        if os.path.isfile(trainer.saved_model_file):  # (our trainer removes its resume snapshot itself)
-            os.remove(trainer.saved_model_file)
+    if not keep_checkpoints and os.path.isfile(trainer.saved_model_file):  # fit removed the resume snapshot
+        os.remove(trainer.saved_model_file)
     return {
         "model": config["model"],
         "best_valid_score": float(best_valid_score),
