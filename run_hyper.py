@@ -1,6 +1,6 @@
-"""Tune a model with RecBole's HyperTuning: ``python run_hyper.py --model=DiffRec --params_file=properties/DiffRec.hyper``."""
+"""Tune a model with RecBole's HyperTuning: ``python run_hyper.py --model=DiffRec`` (see --help)."""
 
-from recbole_diffrec.tuning import main
+from recbole_diffrec.cli import tune_main
 
 if __name__ == "__main__":
-    main()
+    tune_main()

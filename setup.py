@@ -7,7 +7,8 @@ setup(
     python_requires=">=3.10,<3.12",  # recbole 1.2.1 requires ray<=2.6.3, which has wheels up to 3.11
     # The yaml files live at the top of the repository (properties/, dataset_configs/) and travel
     # inside the package when installed.
-    packages=["recbole_diffrec", "recbole_diffrec.models", "recbole_diffrec.properties",
+    packages=["recbole_diffrec", "recbole_diffrec.core", "recbole_diffrec.networks", "recbole_diffrec.models",
+              "recbole_diffrec.training", "recbole_diffrec.data", "recbole_diffrec.properties",
               "recbole_diffrec.dataset_configs"],
     package_dir={"recbole_diffrec.properties": "properties",
                  "recbole_diffrec.dataset_configs": "dataset_configs"},
@@ -22,5 +23,5 @@ setup(
         "threadpoolctl>=3",
     ],
     extras_require={"test": ["pytest", "hypothesis", "matplotlib"], "bench": ["matplotlib", "psutil"]},
-    entry_points={"console_scripts": ["recbole-diffrec=recbole_diffrec.quick_start:cli"]},
+    entry_points={"console_scripts": ["recbole-diffrec=recbole_diffrec.cli:cli"]},
 )

@@ -32,7 +32,7 @@ FIELDS = ["model", "seed", *[f"test_{m}" for m in METRICS], *[f"valid_{m}" for m
 def child(label, seed, dataset, config_files, extra):
     sys.path.insert(0, str(REPO))
     model = label
-    from recbole_diffrec.quick_start import prepare
+    from recbole_diffrec.pipeline import prepare
 
     model = model.split("@")[0]  # "LDiffRec@paper-emb": the model LDiffRec with settings file LDiffRec@paper-emb.yaml
     overrides = {"seed": seed, "show_progress": False, "state": "WARNING", **extra}
@@ -147,7 +147,7 @@ def write_report(dataset, csv_path):
                    f" | {mean('seconds_per_epoch'):.2f} | {mean('total_seconds'):.0f} | {params(mean('params'))} |"
                    f" {mean('peak_host_mb'):.0f} |")
     sys.path.insert(0, str(REPO))
-    from recbole_diffrec.config import model_classes
+    from recbole_diffrec.registry import model_classes
 
     ours = [m for m in models if m.split("@")[0] in model_classes()]
     baselines = [m for m in models if m not in ours]

@@ -51,7 +51,7 @@ RECORDED_PATIENCE = 8  # validations without improvement before a recording run 
 
 def record_run(label, seed, dataset, config_files, max_epochs):
     """Train one row's settings; return its per-validation records (valid and test metrics)."""
-    from recbole_diffrec.quick_start import prepare
+    from recbole_diffrec.pipeline import prepare
 
     overrides = {**model_settings(dataset, label), "seed": seed, "show_progress": False, "state": "WARNING",
                  "epochs": max_epochs, "stopping_step": RECORDED_PATIENCE}

@@ -42,9 +42,9 @@ def main(argv=None):
     sys.path.insert(0, str(REPO))
     import torch
 
-    from recbole_diffrec import serving
+    from recbole_diffrec import pipeline
     from recbole_diffrec.networks import MLPDenoiser
-    from recbole_diffrec.quick_start import prepare
+    from recbole_diffrec.pipeline import prepare
 
     if args.train:
         config, (train, valid, test), model, trainer = prepare(
@@ -53,7 +53,7 @@ def main(argv=None):
         checkpoint = trainer.saved_model_file
     else:
         checkpoint = args.checkpoint
-    config, (_, valid, test), model, trainer = serving.load(checkpoint, {"state": "WARNING"})
+    config, (_, valid, test), model, trainer = pipeline.load(checkpoint, {"state": "WARNING"})
     total = model.settings["steps"]
     for k in args.steps:
         if not 1 <= k <= total:
@@ -67,7 +67,7 @@ def main(argv=None):
             for way in ways:
                 model.settings["inference_steps"] = 0 if k == total else k
                 for denoiser in denoisers:
-                    denoiser.factor_chain = way == "factored"
+                    denoiser.hidden_chain = way == "factored"
                 sync()
                 start = time.perf_counter()
                 result = trainer.evaluate(test, load_best_model=False)

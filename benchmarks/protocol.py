@@ -43,7 +43,7 @@ PHASES = ["imports", "prepare", "fit", "test", "exit"]
 CHILD = """
 import json, sys, time
 stamps = {}
-from recbole_diffrec.quick_start import prepare
+from recbole_diffrec.pipeline import prepare
 stamps["imports"] = time.time()
 config, (train, valid, test), model, trainer = prepare(*json.loads(sys.argv[1]))
 stamps["prepare"] = time.time()
@@ -94,7 +94,6 @@ def main(argv=None):
     config_files = args.config_files.split() or None
 
     import torch
-
     from speed import BUILTIN
 
     runs = []

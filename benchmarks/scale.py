@@ -39,7 +39,7 @@ def child(case, device, batches, full_epoch, data_path):
     sys.path.insert(0, str(REPO))
     import torch
 
-    from recbole_diffrec.quick_start import prepare
+    from recbole_diffrec.pipeline import prepare
 
     model, extra = CASES[case]
     overrides = {"show_progress": False, "state": "WARNING", "data_path": data_path, "use_gpu": device == "cuda",

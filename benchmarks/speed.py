@@ -89,7 +89,7 @@ def measure(model, phase, device, data_path, epochs=1):
     if model == "matmul-floor":
         return matmul_floor(phase, device, epochs)
 
-    from recbole_diffrec.quick_start import prepare
+    from recbole_diffrec.pipeline import prepare
 
     overrides = {"show_progress": False, "use_gpu": device == "cuda", "data_path": data_path,
                  "checkpoint_dir": "/tmp/recbole-diffrec-bench", "state": "WARNING"}
@@ -150,7 +150,7 @@ def hardware(device):
     import torch
 
     sys.path.insert(0, str(REPO))
-    from recbole_diffrec.trainer import native_cpu_bfloat16
+    from recbole_diffrec.training.precision import native_cpu_bfloat16
 
     info = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
             "recbole": recbole.__version__, "cpu": cpu_model(), "cpu_count": os.cpu_count(),

@@ -9,7 +9,6 @@ import time
 import types
 from pathlib import Path
 
-
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -27,7 +26,7 @@ def best_of(fn, repeat=3):
 def main():
     from synthetic import generate
 
-    from recbole_diffrec.interactions import InteractionRows, recency_weights
+    from recbole_diffrec.data.interactions import InteractionRows, recency_weights
 
     users, items, times = generate()
     big = best_of(lambda: recency_weights(users, times, 0.1, 1.0))
@@ -37,7 +36,7 @@ def main():
 
     from recbole.model.general_recommender.diffrec import DiffRec as Builtin
 
-    from recbole_diffrec.quick_start import prepare
+    from recbole_diffrec.pipeline import prepare
 
     _, (train, _, _), _, _ = prepare("Pop", "ml-1m_clean", [str(REPO / "dataset_configs/ml-1m_clean.yaml")],
                                      {"show_progress": False, "data_path": str(REPO / "dataset"), "state": "WARNING"})

@@ -1,7 +1,8 @@
 """What RecBole 1.2.1 needs to run on today's stack (numpy 2, torch >= 2.6, scipy >= 1.13, hyperopt 0.3).
 
-Every fix lives here, is applied once by :func:`apply` (idempotent; ``import recbole_diffrec`` calls it)
-and has its own test in ``tests/test_compat.py``. None of them downgrades a package.
+Every fix lives here, is applied once by :func:`apply` (idempotent; the entry points call it: creating a
+:class:`~recbole_diffrec.config.Config` and the command line, never a plain import) and has its own test in
+``tests/test_compat.py``. None of them downgrades a package.
 
 1. ``numpy_aliases``: ``Config.compatibility_settings`` assigns ``np.float = np.float_`` (and
    ``np.complex_``, ``np.unicode_``), names numpy 2 removed, so every ``Config(...)`` raised
@@ -13,7 +14,7 @@ and has its own test in ``tests/test_compat.py``. None of them downgrades a pack
    stayed in token and float features (with a ``ChainedAssignmentError`` warning). We replace it with
    the same imputation written as assignments.
 4. ``torch.load`` no longer unpickles RecBole's checkpoints (they pickle the whole ``Config``) since
-   torch 2.6. That is not patched here: :mod:`recbole_diffrec.trainer` writes checkpoints of tensors and
+   torch 2.6. That is not patched here: :mod:`recbole_diffrec.training.checkpoint` defines checkpoints of tensors and
    plain data only and loads them with ``weights_only=True``, for our models and RecBole's alike.
 5. ``fast_atomic_read`` (speed, not a break): ``Dataset._load_feat`` reads every atomic file with
    pandas' pure-Python parser (``engine="python"``), a few seconds for ML-1M at every start. With a

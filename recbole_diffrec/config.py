@@ -1,103 +1,25 @@
-"""Model lookup and configuration: our models first, RecBole's as the fallback (the RecBole-GNN way).
+"""Configuration: RecBole's Config, resolving models through :func:`~recbole_diffrec.registry.get_model`.
 
-- ``get_model("DiffRec")`` is recbole-diffrec's DiffRec; ``get_model("recbole.DiffRec")`` is RecBole's
-  built-in one; any other name is looked up in RecBole.
-- :class:`Config` loads our yaml for our models (never RecBole's file of the same name), RecBole's
-  for RecBole's models, and validates our models' settings before any data loads; for our models a
-  setting given as an override (command line or ``config_dict``) that nothing declares is an error, with
-  the nearest declared name, so a typo cannot silently leave a default in place.
+:class:`Config` loads our yaml for our models (never RecBole's file of the same name), RecBole's for
+RecBole's models, and the trainer's file (``trainer.yaml``) for both; it validates the trainer's settings
+and our models' settings before any data loads. For our models a setting given as an override (command line
+or ``config_dict``) that nothing declares is an error, with the nearest declared name, so a typo cannot
+silently leave a default in place. Creating a Config applies RecBole's fixes for today's stack
+(:mod:`recbole_diffrec.compat`).
 """
 
 import difflib
-import importlib.resources
-from pathlib import Path
 
 from recbole.config import Config as RecBoleConfig
-from recbole.utils import get_model as recbole_get_model
 
 from recbole_diffrec import compat
-from recbole_diffrec.settings import SettingError
-
-RECBOLE_PREFIX = "recbole."
+from recbole_diffrec.registry import RECBOLE_PREFIX, get_model, is_ours
+from recbole_diffrec.settings import SettingError, SettingsReader, model_yamls, trainer_yaml
+from recbole_diffrec.training.trainer import read_trainer_settings
 
 # Settings the run itself supplies or reads without a yaml default: the distributed hand-over
-# (quick_start.run_distributed) and the process-group backend (Config._init_device).
+# (launcher.run_distributed) and the process-group backend (Config._init_device).
 RUNTIME_SETTINGS = frozenset({"local_rank", "world_size", "nproc", "offset", "ip", "port", "dist_backend"})
-
-
-def _resource_dir(name):
-    """A data folder that ships inside the package (installed) or beside it (source checkout)."""
-    packaged = importlib.resources.files("recbole_diffrec") / name
-    if packaged.is_dir():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parent.parent / name
-
-
-def properties_dir():
-    return _resource_dir("properties")
-
-
-def dataset_configs_dir():
-    return _resource_dir("dataset_configs")
-
-
-def model_classes():
-    """Our models, by class name: every concrete DiffusionRecommender subclass the package defines."""
-    from recbole_diffrec.models import base
-
-    importlib.import_module("recbole_diffrec.models")
-    found, stack = {}, [base.DiffusionRecommender]
-    while stack:
-        cls = stack.pop()
-        for sub in cls.__subclasses__():
-            stack.append(sub)
-            if sub.__module__.startswith("recbole_diffrec.") and not sub.__dict__.get("abstract", False):
-                found[sub.__name__] = sub
-    return dict(sorted(found.items()))
-
-
-def recbole_model_names():
-    """Names of RecBole's general, sequential, context and knowledge models (for --help and errors)."""
-    root = importlib.resources.files("recbole") / "properties" / "model"
-    return sorted(p.name[: -len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
-
-
-def get_model(name):
-    """The model class for `name`: ours, ``recbole.<Name>`` for RecBole's, else RecBole's by name."""
-    ours = model_classes()
-    if name in ours:
-        return ours[name]
-    recbole_name = name[len(RECBOLE_PREFIX):] if name.startswith(RECBOLE_PREFIX) else name
-    known = recbole_model_names()
-    if recbole_name in known:
-        return recbole_get_model(recbole_name)
-    raise ValueError(
-        f"model={name!r} is not a known model. recbole-diffrec models: {', '.join(ours)}; "
-        f"RecBole models (also as recbole.<Name>): {', '.join(known)}"
-    )
-
-
-def is_ours(model_class):
-    from recbole_diffrec.models.base import DiffusionRecommender
-
-    return isinstance(model_class, type) and issubclass(model_class, DiffusionRecommender)
-
-
-def model_yamls(model_class):
-    """The model's yaml files, base classes first: a variant's file holds only what it adds or changes
-    (TDiffRec.yaml adds w_min and w_max to DiffRec.yaml), so shared defaults cannot drift apart."""
-    files = [properties_dir() / f"{cls.__name__}.yaml" for cls in reversed(model_class.__mro__) if is_ours(cls)]
-    return [f for f in files if f.is_file()]
-
-
-def declared_settings(model_class):
-    """Every key the model's yaml files declare, with its default."""
-    import yaml
-
-    merged = {}
-    for path in model_yamls(model_class):
-        merged.update(yaml.safe_load(path.read_text()) or {})
-    return merged
 
 
 class Config(RecBoleConfig):
@@ -111,6 +33,7 @@ class Config(RecBoleConfig):
         if is_ours(self.model_class):
             self._refuse_unknown(set(config_dict or {}) - set(unchecked))
             self.model_class.validate_config(self)
+        read_trainer_settings(SettingsReader(self))
 
     def _refuse_unknown(self, keys):
         """An override nothing declares (the model's yaml, RecBole's defaults, the config files) is read by
@@ -165,7 +88,7 @@ class Config(RecBoleConfig):
             cfg["state"], cfg["show_progress"], cfg["verbose"] = "error", False, False
 
     def _load_cmd_line(self):
-        # Command-line settings reach us as config_dict (see quick_start.main); RecBole's own reading of
+        # Command-line settings reach us as config_dict (see cli.main); RecBole's own reading of
         # sys.argv would also pick up the arguments of unrelated programs (pytest, the tuner).
         return {}
 
@@ -187,8 +110,10 @@ class Config(RecBoleConfig):
 
     def _load_internal_config_dict(self, model, model_class, dataset):
         if not is_ours(model_class):
-            return super()._load_internal_config_dict(model, model_class, dataset)
+            super()._load_internal_config_dict(model, model_class, dataset)
+            self._update_internal_config_dict(str(trainer_yaml()))
+            return
         # RecBole's overall and dataset defaults, but not RecBole's model yaml of the same name.
         super()._load_internal_config_dict(f"{model}@recbole_diffrec", model_class, dataset)
-        for path in model_yamls(model_class):
+        for path in [trainer_yaml(), *model_yamls(model_class)]:
             self._update_internal_config_dict(str(path))

@@ -1,4 +1,12 @@
-"""Reading and validating settings: every key read once, with an error naming key, value and what is allowed."""
+"""Settings: their declarations in the yaml files, and their typed reading and validation (every key read
+once, with an error naming key, value and what is allowed). No RecBole, no torch."""
+
+import importlib.resources
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+TRAINER_FILE = "trainer.yaml"
 
 
 class SettingError(ValueError):
@@ -83,3 +91,111 @@ def _check_range(key, value, low, high, low_open, high_open, high_name=None):
     if high is not None and (value > high or (high_open and value == high)):
         bound = f"{high_name}={high}" if high_name else f"{high}"
         raise SettingError(key, value, f"must be {'<' if high_open else '<='} {bound}")
+
+
+# ---- declarations: the settings files, read with their comments ------------------------------------
+# A settings file declares one key per line: ``key: default   # (type) Description.`` A key that may take
+# another value when a run is resumed or a saved model is evaluated says so inside the parentheses:
+# ``# (int; may change on resume, evaluate) ...``. Everything else about a key lives in the code that
+# reads it (SettingsReader above); what a key is, and when it may change, lives only here.
+WHEN = ("resume", "evaluate")
+_LINE = re.compile(r"^(?P<key>[A-Za-z_][\w-]*):[^#]*#\s*\((?P<type>[^;)]*)"
+                   r"(?:;\s*may change on\s+(?P<when>[^)]*))?\)\s*(?P<doc>.*)$")
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """One declared setting: its default, type, description, and when it may change (see WHEN)."""
+
+    key: str
+    default: object
+    type: str
+    doc: str
+    may_change: frozenset
+    source: str
+
+
+def read_declarations(path):
+    """{key: Declaration} of a settings file, in file order. A key without the ``# (type) ...`` comment,
+    or with an unknown occasion after "may change on", is an error: every key is documented where declared."""
+    import yaml
+
+    path = Path(path)
+    text = path.read_text()
+    values = yaml.safe_load(text) or {}
+    found = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line or line[0] in "# " or ":" not in line:
+            continue
+        match = _LINE.match(line)
+        if not match:
+            raise ValueError(f"{path}:{number}: a setting is declared as 'key: value   # (type) Description.'")
+        when = frozenset(w.strip() for w in (match["when"] or "").split(",") if w.strip())
+        if not when <= set(WHEN):
+            raise ValueError(f"{path}:{number}: 'may change on' takes {', '.join(WHEN)}, not {sorted(when - set(WHEN))}")
+        key = match["key"]
+        found[key] = Declaration(key, values[key], match["type"].strip(), match["doc"].strip(), when, path.name)
+    missing = set(values) - set(found)
+    if missing:
+        raise ValueError(f"{path}: {sorted(missing)} lack the '# (type) Description.' comment")
+    return found
+
+
+# ---- which files a model reads ----------------------------------------------------------------------
+# A model's settings are the trainer's file (``trainer.yaml``), then one file per class of its lineage that
+# has one, base classes first: TDiffRec reads DiffRec.yaml and TimeWeighting.yaml; LTDiffRec DiffRec.yaml,
+# LDiffRec.yaml and TimeWeighting.yaml. Each key is declared once. ``.hyper`` search spaces compose the
+# same way.
+def _resource_dir(name):
+    """A data folder that ships inside the package (installed) or beside it (source checkout)."""
+    packaged = importlib.resources.files("recbole_diffrec") / name
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parent.parent / name
+
+
+def properties_dir():
+    return _resource_dir("properties")
+
+
+def _lineage_files(model_class, suffix):
+    """The files `<Class><suffix>` of the model's lineage, base classes first (recbole-diffrec's classes
+    only: a RecBole model has none)."""
+    classes = [c for c in reversed(model_class.__mro__) if c.__module__.startswith("recbole_diffrec.")]
+    files = [properties_dir() / f"{cls.__name__}{suffix}" for cls in classes]
+    return [f for f in files if f.is_file()]
+
+
+def trainer_yaml():
+    return properties_dir() / TRAINER_FILE
+
+
+def model_yamls(model_class):
+    """The model's own settings files, base classes first (the trainer's file aside)."""
+    return _lineage_files(model_class, ".yaml")
+
+
+def hyper_files(model_class):
+    """The model's search-space files, base classes first; a later file's line replaces an earlier one's."""
+    return _lineage_files(model_class, ".hyper")
+
+
+def declarations(model_class, trainer=True):
+    """{key: Declaration} of every key the model's files declare (with the trainer's, unless `trainer` is
+    False), later files winning."""
+    merged = dict(read_declarations(trainer_yaml())) if trainer else {}
+    for path in model_yamls(model_class):
+        merged.update(read_declarations(path))
+    return merged
+
+
+def declared_settings(model_class, trainer=True):
+    """{key: default} of :func:`declarations`."""
+    return {k: d.default for k, d in declarations(model_class, trainer).items()}
+
+
+def may_change(model_class, occasion):
+    """The keys a run may set differently from a checkpoint's on `occasion` ("resume" or "evaluate")."""
+    return frozenset(k for k, d in declarations(model_class).items() if occasion in d.may_change)
+
+

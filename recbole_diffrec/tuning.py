@@ -1,7 +1,12 @@
 """Hyperparameter tuning through RecBole's ``HyperTuning`` and ``.hyper`` files, for any model.
 
-    python run_hyper.py --model=DiffRec --params_file=properties/DiffRec.hyper --algo=bayes --max_evals=20
-    recbole-diffrec tune --model=DiffRec --params_file=... --output_file=hyper_DiffRec.json
+    python run_hyper.py --model=DiffRec --algo=bayes --max_evals=20
+    recbole-diffrec tune --model=TDiffRec --output_file=hyper_TDiffRec.json
+    recbole-diffrec tune --model=BPR --params_file=my_space.hyper
+
+A model of recbole-diffrec searches its own space by default: the ``.hyper`` files of its lineage, composed
+as its yaml files are (``TDiffRec`` = ``DiffRec.hyper`` + ``TimeWeighting.hyper``); ``--params_file``
+names another.
 
 What differs from RecBole 1.2.1's tuner:
 - ``exhaustive`` works on current hyperopt: RecBole's search hands hyperopt a ``numpy.random.RandomState``
@@ -18,9 +23,9 @@ What differs from RecBole 1.2.1's tuner:
   space-size count cannot read.
 """
 
-import argparse
 import itertools
 import json
+import os
 import traceback
 from functools import partial
 from pathlib import Path
@@ -28,7 +33,21 @@ from pathlib import Path
 import numpy as np
 from recbole.trainer.hyper_tuning import HyperTuning, _recursiveFindNodes
 
-from recbole_diffrec.settings import SettingError
+from recbole_diffrec.config import Config
+from recbole_diffrec.pipeline import prepare
+from recbole_diffrec.settings import SettingError, hyper_files
+
+
+def model_space(model_class):
+    """The model's search space: its lineage's ``.hyper`` files, a later file's parameter replacing an earlier
+    one's (None for a model without one, such as RecBole's)."""
+    files = hyper_files(model_class)
+    if not files:
+        return None
+    space = {}
+    for path in files:
+        space.update(HyperTuning._build_space_from_file(str(path)))
+    return space
 
 
 def exhaustive_search(new_ids, domain, trials, seed, max_failures=1000):
@@ -96,8 +115,6 @@ def sample_points(space, limit=256, draws=64, seed=2020):
 def invalid_points(model, dataset, config_file_list, fixed, points):
     """[(point, SettingError)] for the points whose settings are invalid (the settings are built and
     checked as a trial would, without loading any data)."""
-    from recbole_diffrec.config import Config
-
     invalid = []
     for point in points:
         point = plain(point)
@@ -115,10 +132,6 @@ def objective_function(model, dataset, config_dict=None, config_file_list=None, 
     test), as in a normal run; the trial's checkpoint files are removed afterwards unless
     `keep_checkpoints`.
     """
-    import os
-
-    from recbole_diffrec.quick_start import prepare
-
     config, (train, valid, test), _, trainer = prepare(model, dataset, config_file_list, config_dict)
     best_valid_score, best_valid_result = trainer.fit(train, valid, verbose=False, saved=True, show_progress=False)
     test_result = trainer.evaluate(test, load_best_model=True)
@@ -192,59 +205,3 @@ class Tuner(HyperTuning):
         tmp.write_text(json.dumps({"best_params": self.best_params, "best_valid_score": self.best_score,
                                    "best_test_result": self.best_test_result, "trials": self.records}, indent=1))
         tmp.replace(self.output_file)
-
-
-def main(argv=None, prog="run_hyper.py"):
-    from recbole_diffrec.quick_start import DEFAULT_DATASET, _convert, parse_overrides
-
-    parser = argparse.ArgumentParser(prog=prog, description="Tune a model's settings with RecBole's HyperTuning.",
-                                     epilog="Other --key=value settings are fixed for every trial.")
-    parser.add_argument("--model", "-m", default="DiffRec")
-    parser.add_argument("--dataset", "-d", default=DEFAULT_DATASET)
-    parser.add_argument("--config_files", default=None, help="space-separated yaml files")
-    parser.add_argument("--params_file", required=True, help="a .hyper search space (see properties/*.hyper)")
-    parser.add_argument("--algo", choices=["exhaustive", "random", "bayes"], default="exhaustive")
-    parser.add_argument("--max_evals", type=int, default=100)
-    parser.add_argument("--early_stop", type=int, default=10, help="stop after this many trials without progress")
-    parser.add_argument("--output_file", default=None, help="JSON record (default: hyper_<model>.json)")
-    parser.add_argument("--seed", type=int, default=2020, help="seed of the search itself")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output_file")
-    args, rest = parser.parse_known_args(argv)
-    fixed = _convert(parse_overrides(rest))
-    config_files = args.config_files.split() if args.config_files else None
-    output_file = Path(args.output_file or f"hyper_{args.model}.json")
-    if output_file.exists() and not args.overwrite:
-        parser.error(f"--output_file={output_file} exists (the record of an earlier search); "
-                     "name another file, or pass --overwrite to replace it")
-    if not Path(args.params_file).is_file():
-        parser.error(f"--params_file={args.params_file}: no such file")
-
-    def objective(params, config_file_list):
-        return objective_function(args.model, args.dataset, {**fixed, **params}, config_file_list)
-
-    try:
-        tuner = Tuner(objective, output_file, algo=args.algo, max_evals=args.max_evals,
-                      early_stop=args.early_stop, seed=args.seed, params_file=args.params_file,
-                      fixed_config_file_list=config_files)
-    except (ValueError, SyntaxError, NameError) as err:  # RecBole's reading of the .hyper file
-        parser.error(f"--params_file={args.params_file}: {err}")
-    points = sample_points(tuner.space, seed=args.seed)
-    invalid = invalid_points(args.model, args.dataset, config_files, fixed, points)
-    if invalid:
-        point, err = invalid[0]
-        at = ", ".join(f"{k}={v!r}" for k, v in point.items())
-        example = f"{err} (at {at})" if err.key in point else str(err)  # a fixed setting's error needs no point
-        if len(invalid) == len(points):
-            parser.exit(2, f"{parser.prog}: error: every setting of the search space is invalid "
-                        f"({len(points)} checked), e.g. {example}\n")
-        print(f"{len(invalid)} of {len(points)} checked settings of the search space are invalid and will be "
-              f"recorded as failed trials, e.g. {example}")
-    tuner.run()
-    ok = sum(r["status"] == "ok" for r in tuner.records)
-    print(f"{len(tuner.records)} trials ({ok} ok); best {tuner.best_params} valid {tuner.best_score}")
-    print(f"record: {tuner.output_file}")
-    return tuner
-
-
-if __name__ == "__main__":
-    main()

@@ -2,8 +2,6 @@ from pathlib import Path
 
 import pytest
 
-import recbole_diffrec  # noqa: F401  (applies the compatibility fixes)
-
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "datasets"
 

@@ -6,8 +6,9 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
+
+pytestmark = pytest.mark.slow  # end-to-end: whole runs, subprocesses
 
 
 def test_compare_shows_progress_and_writes_the_table(tmp_path):
@@ -116,7 +117,7 @@ def test_early_stopping_rules_by_hand():
 def test_early_stopping_replay_matches_a_real_run(workdir, tmp_path):
     """The recorded run's test metrics at the epoch RecBole's rule picks equal those of an ordinary run
     that stops by that rule and reloads its best checkpoint (same seed, CPU)."""
-    from recbole_diffrec.quick_start import run
+    from recbole_diffrec.pipeline import run
 
     es = _benchmark("early_stopping")
     config = tmp_path / "tiny.yaml"

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from recbole_diffrec.convert import SplitError, convert
-from recbole_diffrec.quick_start import prepare
+from recbole_diffrec.data.convert import SplitError, convert
+from recbole_diffrec.pipeline import prepare
 
 
 def _write(folder, train, valid, test):

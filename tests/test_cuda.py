@@ -6,7 +6,7 @@ import copy
 import pytest
 import torch
 
-from recbole_diffrec.quick_start import prepare, run
+from recbole_diffrec.pipeline import prepare, run
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -65,7 +65,7 @@ def test_gpu_training_loss_matches_the_cpu(workdir):
 
 
 def test_sampler_update_on_gpu_equals_the_cpu():
-    from recbole_diffrec.diffusion import TimestepSampler
+    from recbole_diffrec.core.sampler import TimestepSampler
 
     cpu, gpu = TimestepSampler(40, 10), TimestepSampler(40, 10).cuda()
     generator = torch.Generator().manual_seed(0)
@@ -90,7 +90,7 @@ def test_diffrec_learns_on_gpu(workdir):
 
 
 def test_use_gpu_false_means_the_cpu_and_auto_eval_batches_fill_the_gpu(workdir):
-    from recbole_diffrec.data import CPU_EVAL_BATCH_USERS
+    from recbole_diffrec.data.loaders import CPU_EVAL_BATCH_USERS
 
     config, _, net, _ = prepare("DiffRec", "ml-100k", None, {**ON_GPU, "use_gpu": False})
     assert next(net.parameters()).device.type == "cpu"

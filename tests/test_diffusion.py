@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from recbole_diffrec.diffusion import (
-    GaussianDiffusion, TimestepSampler, binomial_betas, cosine_betas, linear_betas, linear_variance_betas,
-    make_betas, timestep_embedding,
-)
+from recbole_diffrec.core.diffusion import GaussianDiffusion
+from recbole_diffrec.core.sampler import TimestepSampler
+from recbole_diffrec.core.schedules import binomial_betas, cosine_betas, linear_betas, linear_variance_betas, make_betas
+from recbole_diffrec.networks.denoiser import timestep_embedding
 
 
 def test_linear_schedule_endpoints_and_spacing():
@@ -127,7 +127,31 @@ def test_p_sample_equals_reference_chain(mean_type):
     w = torch.randn(6, 6) * 0.3
     denoiser = lambda x, t: torch.tanh(x @ w) * (1 + t[:, None] / 40)  # noqa: E731
     x = torch.rand(5, 6)
-    assert torch.allclose(d.p_sample(denoiser, x), _reference_p_sample(d, denoiser, x, mean_type), atol=1e-6)
+    assert torch.allclose(d.p_sample_loop(denoiser, x), _reference_p_sample(d, denoiser, x, mean_type), atol=1e-6)
+
+
+def test_one_reverse_step_is_the_posterior_mean_plus_its_noise():
+    """p_sample against Ho et al.'s step written out: mean coef1 x0 + coef2 x_t, std exp(log_var / 2)."""
+    d = GaussianDiffusion("x0", "linear-var", 0.005, 0.005, 0.01, steps=10)
+    denoiser = lambda x, t: 0.5 * x + 0.01 * t[:, None]  # noqa: E731
+    x = torch.rand(4, 3)
+    betas = d.betas.numpy()
+    ab = np.cumprod(1 - betas)
+    step = 6
+    coef1 = betas[step] * np.sqrt(ab[step - 1]) / (1 - ab[step])
+    coef2 = (1 - ab[step - 1]) * np.sqrt(1 - betas[step]) / (1 - ab[step])
+    variance = betas[step] * (1 - ab[step - 1]) / (1 - ab[step])
+    x0 = 0.5 * x + 0.06
+    mean = coef1 * x0 + coef2 * x
+    coefficients = dict(zip(d.reverse_timesteps(0), d.chain(d.reverse_timesteps(0))))[step]
+    assert torch.allclose(d.p_sample(denoiser, x, step, coefficients), mean.float(), atol=1e-7)
+    torch.manual_seed(3)
+    noisy = d.p_sample(denoiser, x, step, coefficients, sampling_noise=True)
+    torch.manual_seed(3)
+    assert torch.allclose(noisy, (mean + np.sqrt(variance) * torch.randn_like(x)).float(), atol=1e-7)
+    # no noise is added at the last step (t = 0)
+    last = dict(zip(d.reverse_timesteps(0), d.chain(d.reverse_timesteps(0))))[0]
+    assert torch.equal(d.p_sample(denoiser, x, 0, last, sampling_noise=True), d.p_sample(denoiser, x, 0, last))
 
 
 def test_strided_chain_full_equals_paper_constants():
@@ -142,7 +166,7 @@ def test_one_step_inference_is_the_x0_prediction():
     d = GaussianDiffusion("x0", "linear-var", 0.005, 0.005, 0.01, steps=40)
     denoiser = lambda x, t: x * 2 + t[:, None]  # noqa: E731
     x = torch.rand(3, 4)
-    assert torch.allclose(d.p_sample(denoiser, x, inference_steps=1), x * 2 + 39)
+    assert torch.allclose(d.p_sample_loop(denoiser, x, inference_steps=1), x * 2 + 39)
     assert d.reverse_timesteps(4) == (39, 26, 13, 0)
 
 
@@ -156,8 +180,9 @@ def test_factored_chain_equals_step_by_step_chain(mean_type, inference_steps, di
     d = GaussianDiffusion(mean_type, "linear-var", 0.005, 0.005, 0.01, steps=40)
     net = MLPDenoiser(500, dims).eval()
     x = (torch.rand(32, 500) < 0.05).float()
-    loop = d.p_sample(net, x, inference_steps=inference_steps, factored=False)
-    factored = d.p_sample(net, x, inference_steps=inference_steps)
+    factored = d.p_sample_loop(net, x, inference_steps=inference_steps)
+    net.hidden_chain = False
+    loop = d.p_sample_loop(net, x, inference_steps=inference_steps)
     assert torch.allclose(factored, loop, rtol=0, atol=5e-6), (factored - loop).abs().max()
     assert not torch.equal(factored, x)  # the chain did something
 
@@ -172,11 +197,12 @@ def test_factored_chain_with_forward_noise_and_without_noise():
     results = []
     for factored in (True, False):
         torch.manual_seed(7)  # the same forward noise for both
-        results.append(d.p_sample(net, x, sampling_steps=5, factored=factored))
+        net.hidden_chain = factored
+        results.append(d.p_sample_loop(net, x, sampling_steps=5))
     assert torch.allclose(*results, rtol=0, atol=5e-6)
     noiseless = GaussianDiffusion("x0", "linear-var", 0.0, 0.005, 0.01, steps=3)
     want = net(net(net(x, torch.full((16,), 2)), torch.full((16,), 1)), torch.full((16,), 0))
-    assert torch.allclose(noiseless.p_sample(net, x), want, rtol=0, atol=5e-6)
+    assert torch.allclose(noiseless.p_sample_loop(net, x), want, rtol=0, atol=5e-6)
 
 
 @pytest.mark.parametrize("case", ["norm", "dropout in training", "sampling noise"])
@@ -187,7 +213,7 @@ def test_chain_is_not_factored_where_it_would_differ(case, monkeypatch):
     net.train(case == "dropout in training")
     monkeypatch.setattr(MLPDenoiser, "affine_chain", lambda *a: pytest.fail("factored chain used"))
     d = GaussianDiffusion("x0", "linear-var", 0.005, 0.005, 0.01, steps=5)
-    d.p_sample(net, torch.rand(4, 50), sampling_noise=case == "sampling noise")
+    d.p_sample_loop(net, torch.rand(4, 50), sampling_noise=case == "sampling noise")
 
 
 def test_sampler_uniform_until_history_full():

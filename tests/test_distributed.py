@@ -5,8 +5,11 @@ import socket
 import pytest
 import torch.multiprocessing as mp
 
-from recbole_diffrec.quick_start import collect_results, prepare, run, run_distributed
+from recbole_diffrec.launcher import collect_results, run_distributed
+from recbole_diffrec.pipeline import prepare, run
 from recbole_diffrec.settings import SettingError
+
+pytestmark = pytest.mark.slow  # end-to-end: whole runs, subprocesses
 
 SMALL = {"show_progress": False, "steps": 5, "dims_dnn": [64], "epochs": 10, "eval_step": 5, "eval_batch_users": 500}
 # Documented tolerance: 2 ranks see the same global batches in a different shuffle, so metrics agree with

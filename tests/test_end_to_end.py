@@ -5,7 +5,10 @@ import sys
 
 import pytest
 
-from recbole_diffrec.quick_start import main, run
+from recbole_diffrec.cli import main
+from recbole_diffrec.pipeline import run
+
+pytestmark = pytest.mark.slow  # end-to-end: whole runs, subprocesses
 
 QUICK = {"show_progress": False, "epochs": 12, "eval_step": 4, "stopping_step": 3}
 

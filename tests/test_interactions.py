@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from recbole_diffrec.interactions import InteractionRows, recency_weights
+from recbole_diffrec.data.interactions import InteractionRows, recency_weights
 
 
 @pytest.mark.parametrize("exact_count", [None, True, False])  # None: the device's default (exact on the CPU)

@@ -4,10 +4,14 @@ import numpy as np
 import pytest
 import torch
 
-from recbole_diffrec.embeddings import (balanced_labels, cached_spectral_embeddings, kmeans_clusters,
-                                       spectral_item_embeddings)
-from recbole_diffrec.models.ldiffrec import GroupVAE, group_sizes
-from recbole_diffrec.quick_start import prepare
+from recbole_diffrec.data.embeddings import (
+    balanced_labels,
+    cached_spectral_embeddings,
+    kmeans_clusters,
+    spectral_item_embeddings,
+)
+from recbole_diffrec.networks.vae import GroupVAE, group_sizes
+from recbole_diffrec.pipeline import prepare
 from recbole_diffrec.settings import SettingError
 
 FAST = {"show_progress": False, "epochs": 1, "steps": 5, "eval_batch_users": 256}
@@ -38,7 +42,7 @@ def test_svd_and_kmeans_run_on_one_blas_thread(monkeypatch):
     a few items changed cluster), so both run on one thread whatever the caller allows."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    import recbole_diffrec.embeddings as embeddings
+    import recbole_diffrec.data.embeddings as embeddings
 
     seen = []
 
@@ -203,7 +207,7 @@ def test_embedding_cache_is_reused(tmp_path, monkeypatch):
     users, items = _planted()
     first, path, reused = cached_spectral_embeddings(str(tmp_path), "toy", users, items, 60, 40, 4)
     assert not reused
-    import recbole_diffrec.embeddings as e
+    import recbole_diffrec.data.embeddings as e
 
     monkeypatch.setattr(e, "spectral_item_embeddings", lambda *a, **k: pytest.fail("recomputed"))
     second, path2, reused = cached_spectral_embeddings(str(tmp_path), "toy", users, items, 60, 40, 4)

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from recbole_diffrec import trainer as trainer_module
-from recbole_diffrec.networks import InputDropout
-from recbole_diffrec.quick_start import prepare
+from recbole_diffrec.networks.denoiser import InputDropout
+from recbole_diffrec.pipeline import prepare
 from recbole_diffrec.settings import SettingError
-from recbole_diffrec.trainer import training_autocast_dtype
+from recbole_diffrec.training import precision as precision_module
+from recbole_diffrec.training.precision import training_autocast_dtype
 
 FAST = {"show_progress": False, "epochs": 1, "steps": 5, "dims_dnn": [64], "eval_batch_users": 256}
 CPU = torch.device("cpu")
@@ -16,9 +16,9 @@ CPU = torch.device("cpu")
 def test_precision_choices(monkeypatch):
     assert training_autocast_dtype("float32", CPU) is None
     assert training_autocast_dtype("bfloat16", CPU) is torch.bfloat16
-    monkeypatch.setattr(trainer_module, "native_cpu_bfloat16", lambda: True)
+    monkeypatch.setattr(precision_module, "native_cpu_bfloat16", lambda: True)
     assert training_autocast_dtype("auto", CPU) is torch.bfloat16
-    monkeypatch.setattr(trainer_module, "native_cpu_bfloat16", lambda: False)
+    monkeypatch.setattr(precision_module, "native_cpu_bfloat16", lambda: False)
     assert training_autocast_dtype("auto", CPU) is None  # emulated bfloat16 would be slower than float32
     # auto never picks bfloat16 on a GPU, whatever it supports
     assert training_autocast_dtype("auto", torch.device("cuda")) is None
@@ -93,7 +93,7 @@ def test_input_dropout_keeps_the_distribution_of_dropout():
 
 def _concatenated_forward(self, x, t):
     """The denoiser as the paper writes it: one first layer over the concatenation [x, emb]."""
-    from recbole_diffrec.diffusion import timestep_embedding
+    from recbole_diffrec.networks.denoiser import timestep_embedding
 
     emb = self.emb_layer(timestep_embedding(t, self.emb_size))
     h = torch.cat([self.drop(x), emb], dim=-1)

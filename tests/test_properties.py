@@ -4,11 +4,10 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recbole_diffrec.config import declared_settings
-from recbole_diffrec.diffusion import make_betas
-from recbole_diffrec.interactions import recency_weights
+from recbole_diffrec.core.schedules import make_betas
+from recbole_diffrec.data.interactions import recency_weights
 from recbole_diffrec.models import DiffRec, TDiffRec
-from recbole_diffrec.settings import SettingError, SettingsReader
+from recbole_diffrec.settings import SettingError, SettingsReader, declared_settings
 
 DEFAULTS = declared_settings(TDiffRec)
 

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from recbole_diffrec.quick_start import prepare, run
-from recbole_diffrec.serving import evaluate, load, recommend
+from recbole_diffrec.pipeline import evaluate, load, prepare, recommend, run
 from recbole_diffrec.settings import SettingError
 
 SMALL = {"show_progress": False, "steps": 5, "dims_dnn": [64], "epochs": 6, "eval_step": 2, "stopping_step": 10,
@@ -22,6 +21,7 @@ def _fit_and_test(trainer, train, valid, test):
     return trainer.evaluate(test, load_best_model=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("resume_every", "resumes_at", "ema_decay"), [(1, 3, 0.0), (2, 2, 0.0), (2, 2, 0.8)])
 def test_kill_and_resume_gives_identical_metrics(workdir, monkeypatch, resume_every, resumes_at, ema_decay):
     settings = {**SMALL, "resume_every": resume_every, "ema_decay": ema_decay}
@@ -74,6 +74,7 @@ def test_resume_refuses_a_checkpoint_of_other_settings(workdir):
     assert same.start_epoch == 1
 
 
+@pytest.mark.slow
 def test_a_checkpoint_keeps_its_settings_when_a_default_changes_later(workdir, tmp_path, monkeypatch):
     """A saved model is rebuilt with the values it was trained with, not with a later release's defaults."""
     import recbole_diffrec.config as config
@@ -92,6 +93,7 @@ def test_a_checkpoint_keeps_its_settings_when_a_default_changes_later(workdir, t
     assert evaluate(result["checkpoint"])["test"] == pytest.approx(result["test_result"], abs=1e-12)
 
 
+@pytest.mark.slow
 def test_evaluate_and_recommend_from_checkpoint(workdir):
     result = run("DiffRec", config_dict={**SMALL, "epochs": 2})
     metrics = evaluate(result["checkpoint"])
@@ -166,6 +168,7 @@ def test_users_only_in_test_are_refused(workdir):
                                           "load_col": {"inter": ["user_id", "item_id"]}})
 
 
+@pytest.mark.slow
 def test_evaluation_may_change_how_the_model_runs_not_its_weights(workdir):
     result = run("DiffRec", config_dict={**SMALL, "epochs": 2})  # steps 5
     checkpoint = result["checkpoint"]

@@ -5,8 +5,9 @@ import json
 import pytest
 import yaml  # noqa: F401
 
-from recbole_diffrec.config import declared_settings, model_classes, properties_dir
-from recbole_diffrec.tuning import main
+from recbole_diffrec.cli import tune_main as main
+from recbole_diffrec.registry import model_classes
+from recbole_diffrec.settings import declared_settings, properties_dir
 
 FIXED = ["--epochs=1", "--steps=5", "--dims_dnn=[64]", "--show_progress=False", "--eval_batch_users=1000"]
 
@@ -19,6 +20,7 @@ def space(workdir):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ["exhaustive", "bayes"])
 def test_three_trials_write_three_records(algo, space, workdir, capsys):
     out = workdir / f"{algo}.json"
@@ -45,14 +47,31 @@ def test_random_search_runs(space, workdir):
 
 
 @pytest.mark.parametrize("name", sorted(model_classes()))
-def test_hyper_file_keys_are_model_keys(name):
-    path = properties_dir() / f"{name}.hyper"
-    assert path.is_file(), f"{name} ships no .hyper file"
-    keys = [line.split()[0] for line in path.read_text().splitlines() if line.strip()]
-    unknown = set(keys) - set(declared_settings(model_classes()[name]))
-    assert not unknown, f"{path.name} tunes keys {unknown} that {name}'s yaml does not declare"
+def test_each_model_has_a_search_space_of_keys_it_declares(name):
+    from recbole_diffrec.tuning import model_space
+
+    space = model_space(model_classes()[name])
+    assert space, f"{name} has no search space"
+    unknown = set(space) - set(declared_settings(model_classes()[name]))
+    assert not unknown, f"{name}'s search space tunes keys {unknown} that its yaml files do not declare"
 
 
+def test_search_spaces_compose_like_the_yaml_files():
+    """TDiffRec searches DiffRec's space plus the time weighting's; LTDiffRec L-DiffRec's plus it; each
+    parameter is written in one file."""
+    from recbole_diffrec.tuning import model_space
+
+    spaces = {name: model_space(cls) for name, cls in model_classes().items()}
+    weighting = {"w_min", "w_max"}
+    assert set(spaces["TDiffRec"]) == set(spaces["DiffRec"]) | weighting
+    assert set(spaces["LTDiffRec"]) == set(spaces["LDiffRec"]) | weighting
+    assert weighting.isdisjoint(spaces["DiffRec"]) and weighting.isdisjoint(spaces["LDiffRec"])
+    lines = [line.split()[0] for path in properties_dir().glob("*.hyper") for line in path.read_text().splitlines()
+             if line.strip()]
+    assert lines.count("w_min") == 1
+
+
+@pytest.mark.slow
 def test_trial_test_result_is_the_selected_epochs_and_leaves_no_checkpoints(workdir):
     from recbole_diffrec.tuning import objective_function
 
@@ -62,7 +81,7 @@ def test_trial_test_result_is_the_selected_epochs_and_leaves_no_checkpoints(work
     files = sorted((workdir / "saved").glob("*.pth"))
     best = [f for f in files if not f.name.endswith("-last.pth")]
     assert len(best) == 1
-    from recbole_diffrec.serving import evaluate
+    from recbole_diffrec.pipeline import evaluate
 
     assert evaluate(best[0])["test"]["recall@10"] == pytest.approx(kept["test_result"]["recall@10"])
     for f in files:
@@ -110,6 +129,7 @@ def test_the_check_before_the_search_builds_every_point_of_a_finite_space(space,
     assert invalid[0][1].key == "noise_min"
 
 
+@pytest.mark.slow
 def test_exhaustive_search_over_list_valued_choices(workdir):
     from recbole_diffrec.tuning import Tuner, sample_points, space_size
 

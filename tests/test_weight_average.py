@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from recbole_diffrec.quick_start import prepare, run
-from recbole_diffrec.serving import evaluate
+from recbole_diffrec.pipeline import evaluate, prepare, run
 from recbole_diffrec.settings import SettingError
-from recbole_diffrec.trainer import WeightAverage, load_checkpoint, save_checkpoint
+from recbole_diffrec.training.averaging import WeightAverage
+from recbole_diffrec.training.checkpoint import load_checkpoint, save_checkpoint
 
 SMALL = {"show_progress": False, "steps": 5, "dims_dnn": [64], "epochs": 3, "eval_step": 1, "stopping_step": 10,
          "eval_batch_users": 1000, "ema_decay": 0.8}
@@ -105,3 +105,37 @@ def test_resuming_a_run_saved_before_averaging_existed_with_averaging_is_refused
     _, _, _, resumed = prepare("DiffRec", config_dict=SMALL)
     with pytest.raises(SettingError, match=r"ema_decay=0\.8: the resumed checkpoint .* without weight averaging"):
         resumed.resume_checkpoint(path)
+
+
+def test_recboles_models_take_the_trainers_settings_too(workdir):
+    """ema_decay and resume_every are the trainer's: a RecBole model (BPR) averages its weights, keeps
+    the average in its checkpoint, and writes and then removes its resume snapshot."""
+    import os
+
+    settings = {"show_progress": False, "epochs": 3, "eval_step": 1, "stopping_step": 10, "ema_decay": 0.8,
+                "resume_every": 1}
+    _, (train, valid, test), model, trainer = prepare("BPR", config_dict=settings)
+    assert trainer.weight_average is not None
+    seen = []
+    trainer.optimizer.register_step_post_hook(
+        lambda *_: seen.append([p.detach().clone() for p in trainer.weight_average.params]))
+    snapshots = []
+    save_last = trainer._save_last
+    trainer._save_last = lambda data, epoch: snapshots.append(epoch) or save_last(data, epoch)
+    trainer.fit(train, valid, saved=True, show_progress=False)
+    assert snapshots == [0, 1, 2]
+    averaged = [bias_corrected_average([s[i].numpy() for s in seen], 0.8) for i in range(len(seen[-1]))]
+    for p, want in zip(model.parameters(), averaged):  # between epochs the model holds the average
+        np.testing.assert_allclose(p.detach().numpy(), want, rtol=1e-4, atol=1e-6)
+    state = load_checkpoint(trainer.saved_model_file)
+    assert "weight_average" in state
+    assert not os.path.exists(trainer.last_checkpoint_file)  # written before each epoch, removed at the end
+    with pytest.raises(SettingError, match="^invalid setting ema_decay=1.0: must be < 1$"):
+        prepare("BPR", config_dict={**settings, "ema_decay": 1.0})
+
+
+def test_recboles_models_train_in_bfloat16_on_the_cpu_only_when_asked(workdir):
+    _, _, _, default = prepare("BPR", config_dict={"show_progress": False, "epochs": 1})
+    assert not default.enable_amp  # auto: float32, as RecBole trains
+    _, _, _, bf16 = prepare("BPR", config_dict={"show_progress": False, "epochs": 1, "train_precision": "bfloat16"})
+    assert bf16.enable_amp

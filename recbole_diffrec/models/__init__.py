@@ -1,7 +1,8 @@
-"""recbole-diffrec's models. Importing this package registers them with :func:`recbole_diffrec.get_model`."""
+"""recbole-diffrec's models: thin RecBole classes on one base. Importing this package defines them for
+:func:`recbole_diffrec.registry.get_model`."""
 
 from recbole_diffrec.models.base import DiffusionRecommender
-from recbole_diffrec.models.diffrec import DiffRec, TDiffRec
+from recbole_diffrec.models.diffrec import DiffRec, TDiffRec, TimeWeighting
 from recbole_diffrec.models.ldiffrec import LDiffRec, LTDiffRec
 
-__all__ = ["DiffusionRecommender", "DiffRec", "TDiffRec", "LDiffRec", "LTDiffRec"]
+__all__ = ["DiffusionRecommender", "DiffRec", "TDiffRec", "LDiffRec", "LTDiffRec", "TimeWeighting"]

@@ -1,18 +1,17 @@
 """The shared base of recbole-diffrec's models: RecBole glue around the diffusion core.
 
 A subclass says what it diffuses (items, or a latent code) and how its inputs are weighted; the base
-reads and validates the diffusion settings, holds the training interactions on the model's device, and
-tells our data preparation and trainer what it needs (by class attributes, not by a name table).
+reads and validates the diffusion settings (the model's keys only: the trainer reads its own), holds the
+training interactions on the model's device, and computes the one diffusion loss every model uses.
 """
 
 import numpy as np
 from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType, ModelType
 
-from recbole_diffrec.diffusion import MEAN_TYPES, SCHEDULES, GaussianDiffusion, TimestepSampler, make_betas
-from recbole_diffrec.interactions import InteractionRows
+from recbole_diffrec.core import MEAN_TYPES, SCHEDULES, GaussianDiffusion, TimestepSampler, make_betas
+from recbole_diffrec.data.interactions import InteractionRows
 from recbole_diffrec.settings import SettingError, SettingsReader
-from recbole_diffrec.trainer import PRECISIONS
 
 
 class DiffusionRecommender(GeneralRecommender):
@@ -39,10 +38,6 @@ class DiffusionRecommender(GeneralRecommender):
         s["sampling_steps"] = reader.integer("sampling_steps", low=0, high=s["steps"], high_name="steps")
         s["sampling_noise"] = reader.boolean("sampling_noise")
         s["inference_steps"] = reader.integer("inference_steps", low=0, high=s["steps"], high_name="steps")
-        s["eval_batch_users"] = reader.integer("eval_batch_users", low=0)
-        s["resume_every"] = reader.integer("resume_every", low=1)
-        s["train_precision"] = reader.choice("train_precision", PRECISIONS)
-        s["ema_decay"] = reader.number("ema_decay", low=0, high=1, high_open=True)
         uses_bounds = s["noise_schedule"] in ("linear", "linear-var") and s["noise_scale"] > 0
         if uses_bounds and s["noise_min"] >= s["noise_max"]:
             raise SettingError(
@@ -105,17 +100,21 @@ class DiffusionRecommender(GeneralRecommender):
         raise NotImplementedError
 
     # ---- RecBole interface ---------------------------------------------------------------------
-    def diffusion_loss(self, denoiser, x_start):
-        """The importance-sampled diffusion loss of a batch (Sec. 3.3), and the sampler's update."""
+    def diffusion_loss(self, denoiser, x_start, return_x0=False):
+        """The importance-sampled diffusion loss of a batch (Sec. 3.3), after updating the sampler; with
+        `return_x0`, also the denoiser's estimate of x_0 (L-DiffRec decodes it)."""
         t, pt = self.sampler.sample(x_start.shape[0])
-        losses = self.diffusion.training_losses(denoiser, x_start, t, reweight=self.settings["reweight"])
+        out = self.diffusion.training_losses(denoiser, x_start, t, reweight=self.settings["reweight"],
+                                             return_x0=return_x0)
+        losses, x0 = out if return_x0 else (out, None)
         self.sampler.update(t, losses.detach())
-        return (losses / pt.to(losses.dtype)).mean()
+        loss = (losses / pt.to(losses.dtype)).mean()
+        return (loss, x0) if return_x0 else loss
 
     def denoise(self, denoiser, x_start):
         s = self.settings
-        return self.diffusion.p_sample(denoiser, x_start, s["sampling_steps"], s["sampling_noise"],
-                                       s["inference_steps"])
+        return self.diffusion.p_sample_loop(denoiser, x_start, s["sampling_steps"], s["sampling_noise"],
+                                            s["inference_steps"])
 
     def user_scores(self, users):
         raise NotImplementedError

@@ -13,9 +13,9 @@ recency (Sec. 4.2).
 
 import numpy as np
 
-from recbole_diffrec.interactions import recency_weights
+from recbole_diffrec.data.interactions import recency_weights
 from recbole_diffrec.models.base import DiffusionRecommender
-from recbole_diffrec.networks import ACTIVATIONS, MLPDenoiser
+from recbole_diffrec.networks.denoiser import ACTIVATIONS, MLPDenoiser
 from recbole_diffrec.settings import SettingError
 
 
@@ -45,8 +45,9 @@ class DiffRec(DiffusionRecommender):
         return self.denoise(self.denoiser, self.inputs.dense(users))
 
 
-class TimeAwareMixin:
-    """Recency weighting of T-DiffRec (Sec. 4.2), read from the dataset's time field.
+class TimeWeighting:
+    """Recency weighting of T-DiffRec (Sec. 4.2), read from the dataset's time field; mixed into T-DiffRec
+    and LT-DiffRec, whose settings files it shares (``TimeWeighting.yaml``, ``TimeWeighting.hyper``).
 
     The diffused input holds the weights; the evaluation masks use the unweighted history.
     """
@@ -87,5 +88,5 @@ class TimeAwareMixin:
                                self.settings["w_min"], self.settings["w_max"]).astype(np.float32)
 
 
-class TDiffRec(TimeAwareMixin, DiffRec):
+class TDiffRec(TimeWeighting, DiffRec):
     """DiffRec over recency-weighted interaction vectors."""

@@ -1,4 +1,5 @@
-"""Data preparation: RecBole's, with the training loader chosen by the model's class."""
+"""Data preparation: RecBole's datasets and loaders, with a per-user training loader and cached full-sort
+evaluation batches for recbole-diffrec's models."""
 
 from logging import getLogger
 
@@ -21,7 +22,7 @@ class TrainingUserLoader(UserDataLoader):
         users = np.unique(dataset.inter_feat[dataset.uid_field].numpy())
         self.user_list = Interaction({self.uid_field: torch.from_numpy(users)})
         self.sample_size = len(self.user_list)
-        AbstractDataLoader.__init__(self, config, dataset, sampler, shuffle=True)
+        AbstractDataLoader.__init__(self, config, dataset, sampler, shuffle=shuffle)
 
 
 class CachedFullSortEvalDataLoader(FullSortEvalDataLoader):
@@ -56,10 +57,8 @@ class CachedFullSortEvalDataLoader(FullSortEvalDataLoader):
                 *rows_and_items(self.uid2positive_item[uids]))
 
 
-def create_dataset(config, model_class=None):
-    """RecBole's dataset, checked by our model class (if it is one) before anything is trained."""
-    from recbole_diffrec.config import is_ours
-
+def create_dataset(config, check=None):
+    """RecBole's dataset, passed to `check` (a model class's ``validate_dataset``) before anything is trained."""
     try:
         dataset = recbole_create_dataset(config)
     except ValueError as err:
@@ -71,8 +70,8 @@ def create_dataset(config, model_class=None):
             f"item_inter_num_interval={config['item_inter_num_interval']}, val_interval={config['val_interval']}; "
             "loosen them or check the .inter file"
         ) from None
-    if model_class is not None and is_ours(model_class):
-        model_class.validate_dataset(dataset)
+    if check is not None:
+        check(dataset)
     return dataset
 
 
@@ -126,12 +125,13 @@ def _eval_loader(config, phase):
     return CachedFullSortEvalDataLoader if loader is FullSortEvalDataLoader else loader
 
 
-def data_preparation(config, dataset, model_class):
-    """(train, valid, test) loaders. Our models get :class:`TrainingUserLoader` and an evaluation batch
-    of `eval_batch_users` users; RecBole's models get exactly what RecBole gives them."""
-    from recbole_diffrec.config import is_ours
-
-    if not is_ours(model_class):
+def data_preparation(config, dataset, ours):
+    """(train, valid, test) loaders. recbole-diffrec's models (`ours`) get :class:`TrainingUserLoader` and an
+    evaluation batch of `eval_batch_users` users; RecBole's models get what RecBole gives them, with
+    `eval_batch_users` users per full-sort batch where it is set (> 0)."""
+    if not ours:
+        if config["eval_batch_users"] and config["eval_args"]["mode"].get("test", "full") == "full":
+            config["eval_batch_size"] = config["eval_batch_users"] * dataset.item_num
         return recbole_data_preparation(config, dataset)
     config["eval_batch_size"] = eval_batch_users(config, dataset) * dataset.item_num
     built = dataset.build()

@@ -7,7 +7,7 @@ the row's position (train rows first, then valid, then test), so time order is t
 which is what the paper's T-DiffRec code relies on. ``item_emb.npy`` is copied as is (row i = item token
 i), for L-DiffRec's ``item_emb_file``.
 
-    python -m recbole_diffrec.convert ../shared/datasets/ml-1m_clean --out dataset --name ml-1m_clean
+    recbole-diffrec convert ../shared/datasets/ml-1m_clean --out dataset --name ml-1m_clean
 """
 
 import argparse
@@ -80,7 +80,7 @@ def convert(src, out="dataset", name=None, overwrite=False):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m recbole_diffrec.convert", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="recbole-diffrec convert", description=__doc__.split("\n\n")[0])
     parser.add_argument("src", help="folder with train_list.npy, valid_list.npy, test_list.npy")
     parser.add_argument("--out", default="dataset", help="RecBole data_path to write into (default: dataset)")
     parser.add_argument("--name", default=None, help="dataset name (default: the source folder's name)")

@@ -1,4 +1,5 @@
-"""Networks: the MLP denoiser of DiffRec (Sec. 3.5 of the paper)."""
+"""The MLP denoiser of DiffRec (Sec. 3.5 of the paper), with its timestep embedding and the reverse chain
+run in its hidden space."""
 
 import math
 
@@ -6,9 +7,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recbole_diffrec.diffusion import timestep_embedding
-
 ACTIVATIONS = {"tanh": torch.tanh, "relu": F.relu, "sigmoid": torch.sigmoid, "gelu": F.gelu}
+
+
+def timestep_embedding(timesteps, dim, max_period=10000):
+    """Sinusoidal embedding of integer timesteps (Vaswani et al. 2017), shape (len(timesteps), dim)."""
+    half = dim // 2
+    freqs = torch.exp(
+        -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=timesteps.device) / half
+    )
+    args = timesteps[:, None].float() * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
+    if dim % 2:
+        emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=-1)
+    return emb
 
 
 class InputDropout(nn.Dropout):
@@ -47,10 +59,14 @@ class MLPDenoiser(nn.Module):
         activation: a key of ACTIVATIONS.
         dropout: dropout on the input vector.
         norm: L2-normalise the input vector first.
+        hidden_chain: let the reverse chain run in the hidden space (:meth:`affine_chain`) where it is
+            exact; False runs it step by step through the whole network (benchmarks, tests).
     """
 
-    def __init__(self, n_features, dims, emb_size=10, activation="tanh", dropout=0.5, norm=False):
+    def __init__(self, n_features, dims, emb_size=10, activation="tanh", dropout=0.5, norm=False,
+                 hidden_chain=True):
         super().__init__()
+        self.hidden_chain = hidden_chain
         out_dims = list(dims) + [n_features]
         in_dims = out_dims[::-1]
         self.emb_size = emb_size
@@ -82,12 +98,11 @@ class MLPDenoiser(nn.Module):
                 h = self.act(h)
         return h
 
-    factor_chain = True  # False makes the reverse chain call `forward` step by step (benchmarks, tests)
-
-    def can_factor_chain(self):
-        """Whether `affine_chain` computes what repeated `forward` calls would: no input normalisation
-        (it is not linear) and no active dropout."""
-        return self.factor_chain and not self.norm and (not self.training or self.drop.p == 0)
+    def runs_hidden_chain(self):
+        """Whether the reverse chain runs in the hidden space: `hidden_chain` is on and :meth:`affine_chain`
+        computes what repeated `forward` calls would (no input normalisation, which is not linear, and no
+        active dropout)."""
+        return self.hidden_chain and not self.norm and (not self.training or self.drop.p == 0)
 
     @torch.no_grad()
     def affine_chain(self, x, timesteps, coefficients):

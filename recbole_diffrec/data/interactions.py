@@ -56,7 +56,6 @@ class InteractionRows(nn.Module):
         self.register_buffer("indptr", torch.from_numpy(indptr), persistent=False)
         self.register_buffer("indices", torch.from_numpy(items), persistent=False)
         self.register_buffer("values", torch.from_numpy(values), persistent=False)
-        self.lengths = lengths
         # bound[b] = the most non-zeros any b users can have together (sum of the b longest rows).
         self._bound = np.r_[0, np.cumsum(np.sort(lengths)[::-1])]
 

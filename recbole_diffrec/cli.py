@@ -1,0 +1,201 @@
+"""The command line: ``recbole-diffrec [run|tune|evaluate|recommend] ...`` and ``run_recbole.py``.
+
+    recbole-diffrec run --model=DiffRec --epochs=20
+    recbole-diffrec evaluate saved/DiffRec-....pth --inference_steps=4 --topk=[10,20,50]
+    recbole-diffrec recommend saved/DiffRec-....pth --users 196 186 --k 10
+    recbole-diffrec tune --model=DiffRec --max_evals=20
+    recbole-diffrec convert ../shared/datasets/ml-1m_clean --out dataset --name ml-1m_clean
+
+An invalid setting ends a command with its one-line message and exit status 2, as argparse does for a bad
+option; it is the user's input, not a fault, so no traceback.
+"""
+
+import argparse
+import ast
+import json
+import sys
+from pathlib import Path
+
+from recbole_diffrec import compat
+from recbole_diffrec.data.convert import main as convert_main
+from recbole_diffrec.launcher import run_distributed
+from recbole_diffrec.pipeline import DEFAULT_DATASET, evaluate, recommend, run
+from recbole_diffrec.registry import get_model, model_classes
+from recbole_diffrec.settings import SettingError
+from recbole_diffrec.tuning import Tuner, invalid_points, model_space, objective_function, sample_points
+
+
+def parse_overrides(args):
+    """``--key=value`` pairs (RecBole's command-line syntax) as a dict of strings."""
+    overrides, unknown = {}, []
+    for arg in args:
+        if arg.startswith("--") and "=" in arg:
+            key, value = arg[2:].split("=", 1)
+            overrides[key] = value
+        else:
+            unknown.append(arg)
+    if unknown:
+        raise SystemExit(f"unrecognised arguments: {' '.join(unknown)} (settings are given as --key=value)")
+    return overrides
+
+
+def build_parser(prog="run_recbole.py"):
+    ours = ", ".join(model_classes())
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description="Train and evaluate a recommender with RecBole. recbole-diffrec's models: "
+        f"{ours}. Any RecBole model runs by its name (BPR, EASE, ...); RecBole's own diffusion models "
+        "as recbole.DiffRec and recbole.LDiffRec.",
+        epilog="Any other setting is given as --key=value (e.g. --epochs=50 --learning_rate=0.0005 "
+        "--dims_dnn=[1000]); it overrides the model yaml and the config files, as in RecBole.",
+    )
+    parser.add_argument("--model", "-m", default="DiffRec", help="model name (default: DiffRec)")
+    parser.add_argument("--dataset", "-d", default=DEFAULT_DATASET,
+                        help=f"dataset name (default: {DEFAULT_DATASET}, bundled with RecBole)")
+    parser.add_argument("--config_files", default=None,
+                        help="space-separated yaml files, later ones win (e.g. dataset_configs/ml-1m_clean.yaml)")
+    parser.add_argument("--resume", default=None, help="a checkpoint of an interrupted run to continue from")
+    parser.add_argument("--nproc", type=int, default=1,
+                        help="processes for distributed training (gloo on CPU, nccl on GPUs; --dist_backend=...)")
+    return parser
+
+
+def convert_values(overrides):
+    """Typed values the way RecBole converts its command line ('0.1' -> 0.1, '[300]' -> [300])."""
+    converted = {}
+    for key, value in overrides.items():
+        try:
+            parsed = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            parsed = {"true": True, "false": False}.get(value.lower(), value)
+        converted[key] = parsed
+    return converted
+
+
+def _fmt(metrics):
+    return "  ".join(f"{k}: {float(v):.4f}" for k, v in metrics.items())
+
+
+def main(argv=None, prog="run_recbole.py"):
+    """The command line. An invalid setting ends it with its one-line message and exit status 2, as argparse
+    does for a bad option; it is the user's input, not a fault, so no traceback."""
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(prog)
+    args, rest = parser.parse_known_args(argv)
+    overrides = convert_values(parse_overrides(rest))
+    config_files = args.config_files.split() if args.config_files else None
+    compat.apply()
+    try:
+        if args.nproc > 1:
+            if args.resume:
+                raise SystemExit("--resume with --nproc > 1 is not supported; resume in one process")
+            result = run_distributed(args.model, args.dataset, config_files, overrides, nproc=args.nproc)
+        else:
+            result = run(args.model, args.dataset, config_files, overrides, resume_file=args.resume)
+    except SettingError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
+    print(f"model: {result['model']}  dataset: {result['dataset']}")
+    print(f"best valid: {_fmt(result['best_valid_result'])}")
+    print(f"test: {_fmt(result['test_result'])}")
+    print(f"log: {result['log_file']}")
+    print(f"checkpoint: {result['checkpoint']}")
+    return result
+
+
+def cli(argv=None):
+    """Console entry point: ``recbole-diffrec [run|tune|evaluate|recommend|convert] ...`` (run is the default)."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "tune":
+        return tune_main(argv[1:], prog="recbole-diffrec tune")
+    if argv and argv[0] == "convert":
+        return convert_main(argv[1:])
+    if argv and argv[0] in ("evaluate", "recommend"):
+        return serve_main(argv[1:], argv[0], prog=f"recbole-diffrec {argv[0]}")
+    if argv and argv[0] == "run":
+        argv = argv[1:]
+    main(argv, prog="recbole-diffrec [run]")
+    return 0
+
+
+def tune_main(argv=None, prog="run_hyper.py"):
+    """``recbole-diffrec tune`` / ``run_hyper.py``."""
+    parser = argparse.ArgumentParser(prog=prog, description="Tune a model's settings with RecBole's HyperTuning.",
+                                     epilog="Other --key=value settings are fixed for every trial.")
+    parser.add_argument("--model", "-m", default="DiffRec")
+    parser.add_argument("--dataset", "-d", default=DEFAULT_DATASET)
+    parser.add_argument("--config_files", default=None, help="space-separated yaml files")
+    parser.add_argument("--params_file", default=None, help="a .hyper search space (default for recbole-diffrec's "
+                        "models: their own, composed from properties/*.hyper)")
+    parser.add_argument("--algo", choices=["exhaustive", "random", "bayes"], default="exhaustive")
+    parser.add_argument("--max_evals", type=int, default=100)
+    parser.add_argument("--early_stop", type=int, default=10, help="stop after this many trials without progress")
+    parser.add_argument("--output_file", default=None, help="JSON record (default: hyper_<model>.json)")
+    parser.add_argument("--seed", type=int, default=2020, help="seed of the search itself")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output_file")
+    args, rest = parser.parse_known_args(argv)
+    fixed = convert_values(parse_overrides(rest))
+    compat.apply()
+    config_files = args.config_files.split() if args.config_files else None
+    output_file = Path(args.output_file or f"hyper_{args.model}.json")
+    if output_file.exists() and not args.overwrite:
+        parser.error(f"--output_file={output_file} exists (the record of an earlier search); "
+                     "name another file, or pass --overwrite to replace it")
+    space = None
+    if args.params_file is None:
+        try:
+            space = model_space(get_model(args.model))
+        except ValueError as err:
+            parser.exit(2, f"{parser.prog}: error: {err}\n")
+        if space is None:
+            parser.error(f"--params_file is needed for {args.model}: recbole-diffrec ships search spaces for its "
+                         f"own models only ({', '.join(model_classes())})")
+    elif not Path(args.params_file).is_file():
+        parser.error(f"--params_file={args.params_file}: no such file")
+
+    def objective(params, config_file_list):
+        return objective_function(args.model, args.dataset, {**fixed, **params}, config_file_list)
+
+    try:
+        tuner = Tuner(objective, output_file, algo=args.algo, max_evals=args.max_evals,
+                      early_stop=args.early_stop, seed=args.seed, space=space, params_file=args.params_file,
+                      fixed_config_file_list=config_files)
+    except (ValueError, SyntaxError, NameError) as err:  # RecBole's reading of the .hyper file
+        parser.error(f"--params_file={args.params_file}: {err}")
+    points = sample_points(tuner.space, seed=args.seed)
+    invalid = invalid_points(args.model, args.dataset, config_files, fixed, points)
+    if invalid:
+        point, err = invalid[0]
+        at = ", ".join(f"{k}={v!r}" for k, v in point.items())
+        example = f"{err} (at {at})" if err.key in point else str(err)  # a fixed setting's error needs no point
+        if len(invalid) == len(points):
+            parser.exit(2, f"{parser.prog}: error: every setting of the search space is invalid "
+                        f"({len(points)} checked), e.g. {example}\n")
+        print(f"{len(invalid)} of {len(points)} checked settings of the search space are invalid and will be "
+              f"recorded as failed trials, e.g. {example}")
+    tuner.run()
+    ok = sum(r["status"] == "ok" for r in tuner.records)
+    print(f"{len(tuner.records)} trials ({ok} ok); best {tuner.best_params} valid {tuner.best_score}")
+    print(f"record: {tuner.output_file}")
+    return tuner
+
+
+def serve_main(argv, command, prog):
+    """``recbole-diffrec evaluate|recommend <checkpoint> ...``."""
+    parser = argparse.ArgumentParser(
+        prog=prog, epilog="--key=value changes how the saved model is run or evaluated, e.g. --inference_steps=4 "
+        "--topk=[10,20,50]; of the model's settings only those its yaml marks 'may change on evaluate' may change.")
+    parser.add_argument("checkpoint")
+    if command == "recommend":
+        parser.add_argument("--users", nargs="+", required=True, help="user tokens as in the dataset files")
+        parser.add_argument("--k", type=int, default=10)
+    args, rest = parser.parse_known_args(argv)
+    overrides = convert_values(parse_overrides(rest))
+    compat.apply()
+    try:
+        if command == "evaluate":
+            print(json.dumps(evaluate(args.checkpoint, overrides), indent=1))
+        else:
+            for user, items in recommend(args.checkpoint, args.users, args.k, overrides).items():
+                print(f"{user}\t{' '.join(items)}")
+    except SettingError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")

@@ -1,0 +1,74 @@
+"""Model lookup: recbole-diffrec's models first, RecBole's as the fallback (the RecBole-GNN way), and the
+trainer each model trains with.
+
+- ``get_model("DiffRec")`` is recbole-diffrec's DiffRec; ``get_model("recbole.DiffRec")`` is RecBole's
+  built-in one; any other name is looked up in RecBole.
+- Our models train with :class:`DiffusionTrainer`, RecBole's with RecBole's trainer under
+  :class:`SafeCheckpointMixin`. (Which settings files a model reads: :mod:`recbole_diffrec.settings`.)
+"""
+
+import difflib
+import importlib
+import importlib.resources
+
+from recbole.utils import get_model as recbole_get_model
+from recbole.utils import get_trainer as recbole_get_trainer
+
+from recbole_diffrec.models.base import DiffusionRecommender
+from recbole_diffrec.training.trainer import DiffusionTrainer, SafeCheckpointMixin
+
+RECBOLE_PREFIX = "recbole."
+
+
+class UnknownModelError(ValueError):
+    """A model name that is neither recbole-diffrec's nor RecBole's."""
+
+
+def model_classes():
+    """Our models, by class name: every concrete DiffusionRecommender subclass the package defines."""
+    importlib.import_module("recbole_diffrec.models")
+    found, stack = {}, [DiffusionRecommender]
+    while stack:
+        cls = stack.pop()
+        for sub in cls.__subclasses__():
+            stack.append(sub)
+            if sub.__module__.startswith("recbole_diffrec.") and not sub.__dict__.get("abstract", False):
+                found[sub.__name__] = sub
+    return dict(sorted(found.items()))
+
+
+def recbole_model_names():
+    """Names of RecBole's general, sequential, context and knowledge models (for --help and errors)."""
+    root = importlib.resources.files("recbole") / "properties" / "model"
+    return sorted(p.name[: -len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def get_model(name):
+    """The model class for `name`: ours, ``recbole.<Name>`` for RecBole's, else RecBole's by name."""
+    ours = model_classes()
+    if name in ours:
+        return ours[name]
+    recbole_name = name[len(RECBOLE_PREFIX):] if name.startswith(RECBOLE_PREFIX) else name
+    known = recbole_model_names()
+    if recbole_name in known:
+        return recbole_get_model(recbole_name)
+    near = difflib.get_close_matches(name, list(ours) + known, n=1, cutoff=0.6)
+    near = near or [n for n in list(ours) + known if n.lower() == recbole_name.lower()]
+    hint = f" Did you mean {near[0]}?" if near else ""
+    raise UnknownModelError(
+        f"model={name!r} is not a known model.{hint} recbole-diffrec models: {', '.join(ours)}; "
+        f"RecBole models (also as recbole.<Name>): {', '.join(known)}"
+    )
+
+
+def is_ours(model_class):
+    return isinstance(model_class, type) and issubclass(model_class, DiffusionRecommender)
+
+
+def get_trainer(config, model_class):
+    """The trainer for a model class: ours for our models, RecBole's (with safe checkpoints, weight
+    averaging and resume snapshots) for the rest."""
+    if is_ours(model_class):
+        return getattr(model_class, "trainer_class", DiffusionTrainer)
+    base = recbole_get_trainer(config["MODEL_TYPE"], config["model"])
+    return type(f"Safe{base.__name__}", (SafeCheckpointMixin, base), {})

@@ -1,0 +1,1 @@
+"""Training: the trainers, the weight average, the step's precision and the checkpoint format."""

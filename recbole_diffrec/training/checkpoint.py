@@ -1,0 +1,88 @@
+"""The checkpoint format: tensors and plain data only, written atomically, read with ``weights_only=True``.
+
+RecBole 1.2.1 pickles its whole ``Config`` into checkpoints and reads them back with ``torch.load``,
+which torch >= 2.6 refuses by default (and which would run any code a file carries). recbole-diffrec's
+checkpoints, for its models and RecBole's alike, hold tensors and plain data only.
+"""
+
+import os
+import pickle
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+CHECKPOINT_FORMAT = "recbole-diffrec-checkpoint/1"
+_PLAIN = (str, int, float, bool, type(None))
+
+
+class UnsafeCheckpointError(RuntimeError):
+    """A checkpoint that holds more than tensors and plain data."""
+
+
+# ---- plain encoding of what models keep outside their state dict ---------------------------------
+def to_plain(value):
+    """Encode tensors, numpy arrays, scipy sparse matrices and containers as tensors and plain data."""
+    if isinstance(value, np.generic):  # before the plain check: np.float64 subclasses float
+        return value.item()
+    if isinstance(value, torch.Tensor) or isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": torch.from_numpy(np.ascontiguousarray(value))}
+    if sp.issparse(value):
+        csr = sp.csr_matrix(value)
+        return {"__csr__": [torch.from_numpy(csr.data), torch.from_numpy(csr.indices),
+                            torch.from_numpy(csr.indptr), list(csr.shape)]}
+    if isinstance(value, dict):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_plain(v) for v in value]
+    return str(value)
+
+
+def from_plain(value):
+    if isinstance(value, dict):
+        if "__ndarray__" in value:
+            return value["__ndarray__"].numpy()
+        if "__csr__" in value:
+            data, indices, indptr, shape = value["__csr__"]
+            return sp.csr_matrix((data.numpy(), indices.numpy(), indptr.numpy()), shape=tuple(shape))
+        return {k: from_plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_plain(v) for v in value]
+    return value
+
+
+def plain_config(config):
+    """The final settings as a plain dict (non-plain values as their string form)."""
+    return {k: to_plain(v) if isinstance(v, (dict, list, tuple, np.generic) + _PLAIN) else str(v)
+            for k, v in config.final_config_dict.items()}
+
+
+def save_checkpoint(state, path):
+    """Write atomically: a temporary file beside the target, then a rename."""
+    path = str(path)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path, map_location="cpu"):
+    """Load a checkpoint with ``weights_only=True``; anything else in it is refused."""
+    try:
+        state = torch.load(str(path), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise UnsafeCheckpointError(
+            f"refusing to load {path}: it holds objects other than tensors and plain data, and loading "
+            f"them could run code from the file. Only checkpoints written by recbole-diffrec load. ({err})"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise UnsafeCheckpointError(f"{path} is not a recbole-diffrec checkpoint (format {CHECKPOINT_FORMAT})")
+    return state
+
+
+def changed_settings(settings, saved, may_change):
+    """The keys of `settings` whose value differs from a checkpoint's `saved` one, in order; keys in
+    `may_change`, and keys the checkpoint lacks (it predates them), aside."""
+    return [k for k, v in settings.items() if k not in may_change and k in saved and saved[k] != v]
