@@ -6,8 +6,9 @@
     recbole-diffrec tune --model=DiffRec --max_evals=20
     recbole-diffrec convert ../shared/datasets/ml-1m_clean --out dataset --name ml-1m_clean
 
-An invalid setting ends a command with its one-line message and exit status 2, as argparse does for a bad
-option; it is the user's input, not a fault, so no traceback.
+Every error a user can cause (a setting, the data, a checkpoint: :mod:`recbole_diffrec.errors`) ends a
+command with one line, ``<program>: error: <what, which value, what is allowed>``, and exit status 2, as
+argparse does for a bad option; it is the user's input, not a fault, so no traceback (``--debug`` shows it).
 """
 
 import argparse
@@ -18,25 +19,49 @@ from pathlib import Path
 
 from recbole_diffrec import compat
 from recbole_diffrec.data.convert import main as convert_main
+from recbole_diffrec.errors import UserError
 from recbole_diffrec.launcher import run_distributed
 from recbole_diffrec.pipeline import DEFAULT_DATASET, evaluate, recommend, run
 from recbole_diffrec.registry import get_model, model_classes
-from recbole_diffrec.settings import SettingError
-from recbole_diffrec.tuning import Tuner, invalid_points, model_space, objective_function, sample_points
+from recbole_diffrec.tuning import (
+    Tuner,
+    invalid_points,
+    model_space,
+    objective_function,
+    sample_points,
+)
 
 
-def parse_overrides(args):
-    """``--key=value`` pairs (RecBole's command-line syntax) as a dict of strings."""
+def parse_overrides(args, parser=None):
+    """``--key=value`` pairs (RecBole's command-line syntax) as a dict of strings; anything else is an
+    argparse error of `parser` (exit status 2)."""
     overrides, unknown = {}, []
     for arg in args:
-        if arg.startswith("--") and "=" in arg:
+        if arg.startswith("--") and "=" in arg and len(arg.split("=", 1)[0]) > 2:
             key, value = arg[2:].split("=", 1)
             overrides[key] = value
         else:
             unknown.append(arg)
     if unknown:
-        raise SystemExit(f"unrecognised arguments: {' '.join(unknown)} (settings are given as --key=value)")
+        message = f"unrecognised arguments: {' '.join(unknown)} (settings are given as --key=value)"
+        if parser is None:
+            raise SystemExit(message)
+        parser.error(message)
     return overrides
+
+
+def add_debug(parser):
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error instead of one line")
+
+
+def guarded(parser, debug, action):
+    """`action()`, with a user's error (:class:`UserError`) ending the command in one line and status 2."""
+    try:
+        return action()
+    except UserError as err:
+        if debug:
+            raise
+        parser.exit(2, f"{parser.prog}: error: {' '.join(str(err).split())}\n")
 
 
 def build_parser(prog="run_recbole.py"):
@@ -57,6 +82,7 @@ def build_parser(prog="run_recbole.py"):
     parser.add_argument("--resume", default=None, help="a checkpoint of an interrupted run to continue from")
     parser.add_argument("--nproc", type=int, default=1,
                         help="processes for distributed training (gloo on CPU, nccl on GPUs; --dist_backend=...)")
+    add_debug(parser)
     return parser
 
 
@@ -82,18 +108,19 @@ def main(argv=None, prog="run_recbole.py"):
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(prog)
     args, rest = parser.parse_known_args(argv)
-    overrides = convert_values(parse_overrides(rest))
+    overrides = convert_values(parse_overrides(rest, parser))
     config_files = args.config_files.split() if args.config_files else None
+    if args.nproc < 1:
+        parser.error(f"--nproc={args.nproc}: must be >= 1 (the number of training processes)")
+    if args.nproc > 1 and args.resume:
+        parser.error("--resume with --nproc > 1 is not supported; resume in one process")
     compat.apply()
-    try:
-        if args.nproc > 1:
-            if args.resume:
-                raise SystemExit("--resume with --nproc > 1 is not supported; resume in one process")
-            result = run_distributed(args.model, args.dataset, config_files, overrides, nproc=args.nproc)
-        else:
-            result = run(args.model, args.dataset, config_files, overrides, resume_file=args.resume)
-    except SettingError as err:
-        parser.exit(2, f"{parser.prog}: error: {err}\n")
+    if args.nproc > 1:
+        result = guarded(parser, args.debug, lambda: run_distributed(args.model, args.dataset, config_files, overrides,
+                                                                   nproc=args.nproc))
+    else:
+        result = guarded(parser, args.debug, lambda: run(args.model, args.dataset, config_files, overrides,
+                                                        resume_file=args.resume))
     print(f"model: {result['model']}  dataset: {result['dataset']}")
     print(f"best valid: {_fmt(result['best_valid_result'])}")
     print(f"test: {_fmt(result['test_result'])}")
@@ -108,7 +135,7 @@ def cli(argv=None):
     if argv and argv[0] == "tune":
         return tune_main(argv[1:], prog="recbole-diffrec tune")
     if argv and argv[0] == "convert":
-        return convert_main(argv[1:])
+        return convert_main(argv[1:], prog="recbole-diffrec convert")
     if argv and argv[0] in ("evaluate", "recommend"):
         return serve_main(argv[1:], argv[0], prog=f"recbole-diffrec {argv[0]}")
     if argv and argv[0] == "run":
@@ -132,9 +159,16 @@ def tune_main(argv=None, prog="run_hyper.py"):
     parser.add_argument("--output_file", default=None, help="JSON record (default: hyper_<model>.json)")
     parser.add_argument("--seed", type=int, default=2020, help="seed of the search itself")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --output_file")
+    add_debug(parser)
     args, rest = parser.parse_known_args(argv)
-    fixed = convert_values(parse_overrides(rest))
+    fixed = convert_values(parse_overrides(rest, parser))
+    if args.max_evals < 1:
+        parser.error(f"--max_evals={args.max_evals}: must be >= 1")
     compat.apply()
+    return guarded(parser, args.debug, lambda: _tune(parser, args, fixed))
+
+
+def _tune(parser, args, fixed):
     config_files = args.config_files.split() if args.config_files else None
     output_file = Path(args.output_file or f"hyper_{args.model}.json")
     if output_file.exists() and not args.overwrite:
@@ -142,10 +176,7 @@ def tune_main(argv=None, prog="run_hyper.py"):
                      "name another file, or pass --overwrite to replace it")
     space = None
     if args.params_file is None:
-        try:
-            space = model_space(get_model(args.model))
-        except ValueError as err:
-            parser.exit(2, f"{parser.prog}: error: {err}\n")
+        space = model_space(get_model(args.model))
         if space is None:
             parser.error(f"--params_file is needed for {args.model}: recbole-diffrec ships search spaces for its "
                          f"own models only ({', '.join(model_classes())})")
@@ -159,6 +190,8 @@ def tune_main(argv=None, prog="run_hyper.py"):
         tuner = Tuner(objective, output_file, algo=args.algo, max_evals=args.max_evals,
                       early_stop=args.early_stop, seed=args.seed, space=space, params_file=args.params_file,
                       fixed_config_file_list=config_files)
+    except UserError:
+        raise
     except (ValueError, SyntaxError, NameError) as err:  # RecBole's reading of the .hyper file
         parser.error(f"--params_file={args.params_file}: {err}")
     points = sample_points(tuner.space, seed=args.seed)
@@ -187,15 +220,18 @@ def serve_main(argv, command, prog):
     parser.add_argument("checkpoint")
     if command == "recommend":
         parser.add_argument("--users", nargs="+", required=True, help="user tokens as in the dataset files")
-        parser.add_argument("--k", type=int, default=10)
+        parser.add_argument("--k", type=int, default=10, help="items per user, at least 1 and at most the items "
+                            "the user has not seen")
+    add_debug(parser)
     args, rest = parser.parse_known_args(argv)
-    overrides = convert_values(parse_overrides(rest))
+    overrides = convert_values(parse_overrides(rest, parser))
     compat.apply()
-    try:
+
+    def serve():
         if command == "evaluate":
             print(json.dumps(evaluate(args.checkpoint, overrides), indent=1))
         else:
             for user, items in recommend(args.checkpoint, args.users, args.k, overrides).items():
                 print(f"{user}\t{' '.join(items)}")
-    except SettingError as err:
-        parser.exit(2, f"{parser.prog}: error: {err}\n")
+
+    guarded(parser, args.debug, serve)

@@ -9,13 +9,21 @@ silently leave a default in place. Creating a Config applies RecBole's fixes for
 """
 
 import difflib
+import os
 
+import yaml
 from recbole.config import Config as RecBoleConfig
 
 from recbole_diffrec import compat
+from recbole_diffrec.errors import RecBoleSettingError, UserError
 from recbole_diffrec.registry import RECBOLE_PREFIX, get_model, is_ours
-from recbole_diffrec.settings import SettingError, SettingsReader, model_yamls, trainer_yaml
-from recbole_diffrec.training.trainer import read_trainer_settings
+from recbole_diffrec.settings import (
+    SettingError,
+    SettingsReader,
+    model_yamls,
+    trainer_yaml,
+)
+from recbole_diffrec.training.trainer import read_run_settings, read_trainer_settings
 
 # Settings the run itself supplies or reads without a yaml default: the distributed hand-over
 # (launcher.run_distributed) and the process-group backend (Config._init_device).
@@ -29,11 +37,20 @@ class Config(RecBoleConfig):
         """`unchecked`: override keys exempt from the unknown-setting check (a saved run's settings, which
         came from files that may hold other models' keys)."""
         compat.apply()
-        super().__init__(model, dataset, config_file_list, config_dict)
+        for path in config_file_list or []:
+            if not os.path.isfile(path):
+                raise SettingError("config_files", path, "no such file")
+        try:
+            super().__init__(model, dataset, config_file_list, config_dict)
+        except UserError:
+            raise
+        except (ValueError, TypeError, KeyError, NotImplementedError, RuntimeError, yaml.YAMLError) as err:
+            raise RecBoleSettingError(str(err).strip() or type(err).__name__) from None
         if is_ours(self.model_class):
             self._refuse_unknown(set(config_dict or {}) - set(unchecked))
             self.model_class.validate_config(self)
         read_trainer_settings(SettingsReader(self))
+        read_run_settings(SettingsReader(self))
 
     def _refuse_unknown(self, keys):
         """An override nothing declares (the model's yaml, RecBole's defaults, the config files) is read by
@@ -96,7 +113,7 @@ class Config(RecBoleConfig):
         if model is None:
             model = self.external_config_dict.get("model")
             if model is None:
-                raise KeyError("model must be given: --model=<Name> (see --help for the list)")
+                raise SettingError("model", None, "must be given: --model=<Name> (see --help for the list)")
         if isinstance(model, str):
             model_class = get_model(model)
             name = model[len(RECBOLE_PREFIX):] if model.startswith(RECBOLE_PREFIX) else model
@@ -105,7 +122,7 @@ class Config(RecBoleConfig):
         if dataset is None:
             dataset = self.external_config_dict.get("dataset")
             if dataset is None:
-                raise KeyError("dataset must be given: --dataset=<name>")
+                raise SettingError("dataset", None, "must be given: --dataset=<name>")
         return name, model_class, dataset
 
     def _load_internal_config_dict(self, model, model_class, dataset):

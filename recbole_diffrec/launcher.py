@@ -1,8 +1,8 @@
 """Distributed training on one machine: ``--nproc=N`` spawns N processes on torch.distributed (gloo on CPU,
 nccl on GPUs, or ``dist_backend``)."""
 
+from recbole_diffrec.errors import UserError
 from recbole_diffrec.pipeline import DEFAULT_DATASET, run
-from recbole_diffrec.settings import SettingError
 
 
 def _distributed_worker(rank, nproc, port, model, dataset, config_file_list, config_dict, queue):
@@ -10,7 +10,7 @@ def _distributed_worker(rank, nproc, port, model, dataset, config_file_list, con
                    "ip": "127.0.0.1", "port": port}
     try:
         result = run(model, dataset, config_file_list, config_dict)
-    except SettingError as err:
+    except UserError as err:
         # Before training, on any rank: the parent raises the first one it reads as itself and stops every
         # rank (an error escaping a worker would reach the parent only as a traceback text).
         queue.put(err)

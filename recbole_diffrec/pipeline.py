@@ -8,40 +8,122 @@
 Without RecBole's ``quick_start`` module, which imports ray.
 """
 
+import contextlib
 import logging
+import os
 from logging import getLogger
 
+import numpy as np
 import torch
 from recbole.data.interaction import Interaction
 from recbole.utils import init_logger, init_seed, set_color
 
 from recbole_diffrec.config import Config
-from recbole_diffrec.data.loaders import create_dataset, data_preparation
+from recbole_diffrec.data.loaders import (
+    create_dataset,
+    data_differences,
+    data_preparation,
+    data_record,
+)
+from recbole_diffrec.errors import CheckpointError, UserError
 from recbole_diffrec.registry import get_model, get_trainer, is_ours
 from recbole_diffrec.settings import SettingError, declared_settings, may_change
-from recbole_diffrec.training.checkpoint import changed_settings, from_plain, load_checkpoint
+from recbole_diffrec.training.checkpoint import (
+    changed_settings,
+    from_plain,
+    load_checkpoint,
+)
 
 DEFAULT_DATASET = "ml-100k"  # bundled in the recbole wheel: runs with no network
 
 
-def prepare(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=None, config_dict=None, unchecked=()):
-    """Config, dataset, loaders, model and trainer, ready to fit (settings checked before data loads;
-    `unchecked`: see :class:`~recbole_diffrec.config.Config`)."""
+def prepare(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=None, config_dict=None, unchecked=(),
+            resume_file=None, trained_on=None, check_data=None):
+    """Config, dataset, loaders, model and trainer, ready to fit. Every check runs before training, and a
+    user's error (:class:`~recbole_diffrec.errors.UserError`) leaves nothing behind: settings before the data
+    loads, then the data, then, with `resume_file`, the checkpoint to continue (its model, settings and
+    data), or with `trained_on` (a checkpoint's record of its data) that the data is still the same;
+    `check_data(train, valid, test)` adds a check of the loaders before the model is built.
+    `unchecked`: see :class:`~recbole_diffrec.config.Config`."""
     config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict,
                     unchecked=unchecked)
-    init_seed(config["seed"], config["reproducibility"])
-    init_logger(config)
-    logger = getLogger()
-    model_class = config.model_class
-    ours = is_ours(model_class)
-    dataset_obj = create_dataset(config, model_class.validate_dataset if ours else None)
-    logger.info(dataset_obj)
-    train_data, valid_data, test_data = data_preparation(config, dataset_obj, ours)
-    init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
-    model_obj = model_class(config, train_data._dataset).to(config["device"])
-    logger.info(model_obj)
-    trainer = get_trainer(config, model_class)(config, model_obj)
+    with discarded_on_error(config):
+        init_seed(config["seed"], config["reproducibility"])
+        start_logging(config)
+        logger = getLogger()
+        model_class = config.model_class
+        ours = is_ours(model_class)
+        dataset_obj = create_dataset(config, model_class.validate_dataset if ours else None)
+        logger.info(dataset_obj)
+        record = data_record(dataset_obj)
+        if trained_on is not None:
+            changed = data_differences(trained_on, record)
+            if changed:
+                raise CheckpointError(f"refusing to use the checkpoint: {changed}; evaluate it on the data it was "
+                                      "trained on, or train a new model")
+        train_data, valid_data, test_data = data_preparation(config, dataset_obj, ours)
+        if check_data is not None:
+            check_data(train_data, valid_data, test_data)
+        init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+        model_obj = model_class(config, train_data._dataset).to(config["device"])
+        logger.info(model_obj)
+        trainer = get_trainer(config, model_class)(config, model_obj)
+        trainer.data_record = record
+        if resume_file:
+            trainer.resume_checkpoint(resume_file)
     return config, (train_data, valid_data, test_data), model_obj, trainer
+
+
+_RUN_HANDLERS = []  # the log handlers RecBole's init_logger added for the latest run of this process
+
+
+def start_logging(config):
+    """RecBole's logging for this run: its own log file and console output. RecBole's ``init_logger`` calls
+    ``logging.basicConfig``, which does nothing once the root logger has a handler, so a second run in one
+    process (a tuning trial, a notebook) would log into no file at all. The previous run's handlers are
+    closed and removed first; handlers installed by others stay."""
+    root = logging.getLogger()
+    for handler in _RUN_HANDLERS:
+        root.removeHandler(handler)
+        handler.close()
+    others = list(root.handlers)
+    for handler in others:
+        root.removeHandler(handler)
+    try:
+        init_logger(config)
+    finally:
+        _RUN_HANDLERS[:] = list(root.handlers)
+        for handler in others:
+            root.addHandler(handler)
+
+
+def _files(folder):
+    return {os.path.join(root, name) for root, _, names in os.walk(folder) for name in names}
+
+
+@contextlib.contextmanager
+def discarded_on_error(config):
+    """On a user's error inside, remove what the run wrote: the files that appeared in RecBole's log folders
+    and the checkpoint folder (its log file), and those folders where it made them."""
+    folders = ("./log/", "./log_tensorboard/", config["checkpoint_dir"])  # RecBole's log folders are fixed
+    existed = {path: _files(path) if os.path.isdir(path) else None for path in folders}
+    try:
+        yield
+    except UserError:
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if isinstance(handler, logging.FileHandler):
+                handler.close()
+                root.removeHandler(handler)
+        for path, before in existed.items():
+            if not os.path.isdir(path):
+                continue
+            for new in _files(path) - (before or set()):
+                os.remove(new)
+            for folder, _, _ in sorted(os.walk(path), reverse=True):  # deepest first; folders left empty go
+                if not os.listdir(folder) and (before is None or os.path.normpath(folder) != os.path.normpath(path)):
+                    os.rmdir(folder)
+        raise
 
 
 def run(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=None, config_dict=None, saved=True,
@@ -50,10 +132,9 @@ def run(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=None, config_
 
     Returns a dict: model, dataset, best_valid_score, best_valid_result, test_result, checkpoint, log_file.
     """
-    config, (train_data, valid_data, test_data), _, trainer = prepare(model, dataset, config_file_list, config_dict)
+    config, (train_data, valid_data, test_data), _, trainer = prepare(model, dataset, config_file_list, config_dict,
+                                                                      resume_file=resume_file)
     logger = getLogger()
-    if resume_file:
-        trainer.resume_checkpoint(resume_file)
     best_valid_score, best_valid_result = trainer.fit(
         train_data, valid_data, saved=saved, show_progress=config["show_progress"]
     )
@@ -74,8 +155,9 @@ def run(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=None, config_
     }
 
 
-def load(checkpoint, overrides=None):
-    """(config, (train, valid, test), model, trainer) with the checkpoint's weights loaded."""
+def load(checkpoint, overrides=None, check_data=None):
+    """(config, (train, valid, test), model, trainer) with the checkpoint's weights loaded; `check_data`: see
+    :func:`prepare`."""
     state = load_checkpoint(checkpoint)
     name = state["model"]
     if not state.get("model_class", "recbole_diffrec.").startswith("recbole_diffrec."):
@@ -96,14 +178,41 @@ def load(checkpoint, overrides=None):
                            f"model may change only {', '.join(sorted(allowed))} (and RecBole's "
                            "evaluation settings such as topk or metrics)")
     config_dict.update({k: v for k, v in external.items() if k not in ("model", "dataset")})
+    trained_on = state.get("data")
+    if trained_on is not None:  # the data's folder as an absolute path: any working folder finds it
+        config_dict["data_path"] = os.path.dirname(trained_on["data_path"])
+        unchecked = set(external) | {"data_path"}
+    else:
+        getLogger().warning(f"{checkpoint} predates data records: whether the data changed since training is not checked")
+        unchecked = set(external)
     config_dict.update({"show_progress": False, **(overrides or {})})
+    if {"topk", "metrics"} & set(overrides or {}) and "valid_metric" not in (overrides or {}):
+        config_dict["valid_metric"] = _valid_metric_for(config_dict, saved)
     # The training run's own settings (some from its config files, which may hold other models' keys)
     # are not checked for unknown names again; the overrides given now are.
-    config, loaders, model, trainer = prepare(name, dataset, None, config_dict, unchecked=set(external))
-    trainer._load_model_state(state)
+    config, loaders, model, trainer = prepare(name, dataset, None, config_dict, unchecked=unchecked,
+                                              trained_on=trained_on, check_data=check_data)
+    try:
+        trainer._load_model_state(state)
+    except (RuntimeError, KeyError) as err:
+        raise CheckpointError(f"checkpoint {checkpoint} does not fit a {name} built from its settings "
+                              f"({' '.join(str(err).split())[:300]})") from None
     trainer.saved_model_file = str(checkpoint)
     model.eval()
     return config, loaders, model, trainer
+
+
+def _valid_metric_for(config_dict, saved):
+    """A validation metric that the evaluation's own topk and metrics compute (an evaluation selects
+    nothing, but RecBole's settings must agree): the training run's, at the first cut-off if its own is gone."""
+    topk = config_dict.get("topk", saved.get("topk"))
+    topk = [topk] if isinstance(topk, int) else list(topk or [10])
+    metrics = config_dict.get("metrics", saved.get("metrics")) or ["Recall"]
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    name, _, k = str(saved.get("valid_metric", "")).partition("@")
+    if name.lower() not in {m.lower() for m in metrics}:
+        name = metrics[0]
+    return f"{name}@{k if k.isdigit() and int(k) in topk else topk[0]}"
 
 
 def evaluate(checkpoint, overrides=None):
@@ -117,18 +226,50 @@ def evaluate(checkpoint, overrides=None):
 
 @torch.no_grad()
 def recommend(checkpoint, user_tokens, k=10, overrides=None):
-    """{user token: [item tokens]}: the top-k items not in the user's training history."""
-    _, (train, _, _), model, _ = load(checkpoint, overrides)
-    dataset = train._dataset
-    uid, iid = dataset.uid_field, dataset.iid_field
+    """{user token: [item tokens]}: the top-k items not in the user's training history, for any model (the
+    history comes from the dataset, not from the model). `k` must lie in [1, items the user has not seen];
+    both are checked before the model is built."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise SettingError("k", k, "must be an integer >= 1")
     tokens = [str(t) for t in user_tokens]
-    unknown = [t for t in tokens if t not in dataset.field2token_id[uid]]
-    if unknown:
-        raise ValueError(f"user tokens {unknown} are not in dataset {dataset.dataset_name!r}")
-    users = torch.as_tensor(dataset.token2id(uid, tokens), device=model.device).reshape(-1)
-    scores = model.full_sort_predict(Interaction({uid: users})).reshape(len(users), -1)
-    seen = model.history.dense(users) > 0 if hasattr(model, "history") else torch.zeros_like(scores, dtype=bool)
-    scores = scores.masked_fill(seen, float("-inf"))
-    scores[:, 0] = float("-inf")
+    if not tokens:
+        raise SettingError("users", tokens, "name at least one user token")
+    found = {}
+
+    def check_request(train, valid, test):
+        dataset = train._dataset
+        known = dataset.field2token_id[dataset.uid_field]
+        unknown = [t for t in tokens if t not in known or known[t] == 0]  # 0 is RecBole's padding
+        if unknown:
+            raise SettingError("users", unknown[0], f"not a user of dataset {dataset.dataset_name!r} "
+                               f"({len(known) - 1} users, tokens as in its .inter file)")
+        found["ids"] = ids = dataset.token2id(dataset.uid_field, tokens).reshape(-1)
+        found["seen"] = seen = training_history(train, ids)
+        seen[:, 0] = True  # the padding item is never recommended
+        unseen = (~seen).sum(1)
+        if k > unseen.min():
+            raise SettingError("k", k, f"must be at most {int(unseen.min())}, the items user "
+                               f"{tokens[int(unseen.argmin())]} has not seen")
+
+    _, (train, _, _), model, _ = load(checkpoint, overrides, check_data=check_request)
+    dataset = train._dataset
+    users = torch.as_tensor(found["ids"], device=model.device)
+    scores = model.full_sort_predict(Interaction({dataset.uid_field: users})).reshape(len(users), -1)
+    scores = scores.masked_fill(torch.as_tensor(found["seen"], device=scores.device), float("-inf"))
     top = torch.topk(scores, k, dim=1).indices.cpu().numpy()
-    return {t: dataset.id2token(iid, row).tolist() for t, row in zip(tokens, top)}
+    return {t: dataset.id2token(dataset.iid_field, row).tolist() for t, row in zip(tokens, top)}
+
+
+def training_history(train, user_ids):
+    """Boolean (len(user_ids), items) mask of each user's items in the training split."""
+    dataset = train._dataset
+    feat = dataset.inter_feat
+    users, items = feat[dataset.uid_field].numpy(), feat[dataset.iid_field].numpy()
+    unique, inverse = np.unique(np.asarray(user_ids), return_inverse=True)
+    lookup = np.full(dataset.user_num, -1)
+    lookup[unique] = np.arange(len(unique))
+    rows = lookup[users]
+    keep = rows >= 0
+    mask = np.zeros((len(unique), dataset.item_num), dtype=bool)
+    mask[rows[keep], items[keep]] = True
+    return mask[inverse.reshape(-1)]

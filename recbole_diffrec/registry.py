@@ -14,14 +14,11 @@ import importlib.resources
 from recbole.utils import get_model as recbole_get_model
 from recbole.utils import get_trainer as recbole_get_trainer
 
+from recbole_diffrec.errors import SettingError
 from recbole_diffrec.models.base import DiffusionRecommender
 from recbole_diffrec.training.trainer import DiffusionTrainer, SafeCheckpointMixin
 
 RECBOLE_PREFIX = "recbole."
-
-
-class UnknownModelError(ValueError):
-    """A model name that is neither recbole-diffrec's nor RecBole's."""
 
 
 def model_classes():
@@ -52,13 +49,11 @@ def get_model(name):
     known = recbole_model_names()
     if recbole_name in known:
         return recbole_get_model(recbole_name)
-    near = difflib.get_close_matches(name, list(ours) + known, n=1, cutoff=0.6)
-    near = near or [n for n in list(ours) + known if n.lower() == recbole_name.lower()]
-    hint = f" Did you mean {near[0]}?" if near else ""
-    raise UnknownModelError(
-        f"model={name!r} is not a known model.{hint} recbole-diffrec models: {', '.join(ours)}; "
-        f"RecBole models (also as recbole.<Name>): {', '.join(known)}"
-    )
+    names = list(ours) + known
+    near = [n for n in names if n.lower() == recbole_name.lower()] or difflib.get_close_matches(name, names, n=1)
+    hint = f"did you mean {near[0]}? " if near else ""
+    raise SettingError("model", name, f"not a known model; {hint}recbole-diffrec's models: {', '.join(ours)}; "
+                       f"RecBole's (also as recbole.<Name>): {', '.join(known)}")
 
 
 def is_ours(model_class):

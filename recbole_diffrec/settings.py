@@ -6,18 +6,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from recbole_diffrec.errors import SettingError
+
 TRAINER_FILE = "trainer.yaml"
 
-
-class SettingError(ValueError):
-    """An invalid setting. The message names the key, the value given and what is allowed."""
-
-    def __init__(self, key, value, allowed):
-        self.key, self.value, self.allowed = key, value, allowed
-        super().__init__(f"invalid setting {key}={value!r}: {allowed}")
-
-    def __reduce__(self):  # pickles whole, so a worker process can hand it to its parent
-        return type(self), (self.key, self.value, self.allowed)
+__all__ = ["SettingError", "SettingsReader", "Declaration", "read_declarations", "declarations",
+           "declared_settings", "may_change", "model_yamls", "hyper_files", "properties_dir", "trainer_yaml"]
 
 
 class SettingsReader:

@@ -9,7 +9,11 @@ from recbole_diffrec.config import Config
 from recbole_diffrec.models import DiffRec
 from recbole_diffrec.pipeline import prepare
 from recbole_diffrec.settings import SettingError, SettingsReader, declared_settings
-from recbole_diffrec.training.checkpoint import UnsafeCheckpointError, load_checkpoint, save_checkpoint
+from recbole_diffrec.training.checkpoint import (
+    UnsafeCheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 FAST = {"show_progress": False, "epochs": 1, "steps": 5, "dims_dnn": [64], "eval_batch_users": 256}
 

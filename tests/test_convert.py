@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from recbole_diffrec.data.convert import SplitError, convert
+from recbole_diffrec.errors import DataError
 from recbole_diffrec.pipeline import prepare
 
 
@@ -69,6 +70,6 @@ def test_ids_out_of_range_and_unseen_users_are_refused(workdir):
 def test_existing_files_are_not_overwritten(workdir):
     src = _write(workdir / "toy", TRAIN, VALID, TEST)
     convert(src, out=workdir / "d")
-    with pytest.raises(FileExistsError, match="--overwrite"):
+    with pytest.raises(DataError, match="--overwrite"):
         convert(src, out=workdir / "d")
     convert(src, out=workdir / "d", overwrite=True)

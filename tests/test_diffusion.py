@@ -8,7 +8,13 @@ import torch
 
 from recbole_diffrec.core.diffusion import GaussianDiffusion
 from recbole_diffrec.core.sampler import TimestepSampler
-from recbole_diffrec.core.schedules import binomial_betas, cosine_betas, linear_betas, linear_variance_betas, make_betas
+from recbole_diffrec.core.schedules import (
+    binomial_betas,
+    cosine_betas,
+    linear_betas,
+    linear_variance_betas,
+    make_betas,
+)
 from recbole_diffrec.networks.denoiser import timestep_embedding
 
 

@@ -5,6 +5,7 @@ import socket
 import pytest
 import torch.multiprocessing as mp
 
+from recbole_diffrec.errors import DataError
 from recbole_diffrec.launcher import collect_results, run_distributed
 from recbole_diffrec.pipeline import prepare, run
 from recbole_diffrec.settings import SettingError
@@ -82,8 +83,14 @@ def test_two_process_metrics_match_single_process(workdir):
 
 
 def test_a_failing_rank_raises_instead_of_hanging(workdir):
-    # a dataset that is not there fails in every worker, before any result: the parent must raise, not wait
-    with pytest.raises(mp.ProcessRaisedException, match="no_such_dataset"):
+    # a fault (not a user's error) in every worker, before any result: the parent must raise, not wait
+    (workdir / "blocker").write_text("a file where a folder is expected")
+    with pytest.raises(mp.ProcessRaisedException, match="blocker"):
+        run_distributed("DiffRec", config_dict={"show_progress": False, "checkpoint_dir": "blocker/saved"}, nproc=2)
+
+
+def test_a_data_error_reaches_the_parent_as_itself(workdir):
+    with pytest.raises(DataError, match="dataset 'no_such_dataset': no folder"):
         run_distributed("DiffRec", dataset="no_such_dataset", config_dict={"show_progress": False}, nproc=2)
 
 

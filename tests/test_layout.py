@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 
 from recbole_diffrec.registry import model_classes
-from recbole_diffrec.settings import WHEN, declarations, properties_dir, read_declarations
+from recbole_diffrec.settings import (
+    WHEN,
+    declarations,
+    properties_dir,
+    read_declarations,
+)
 
 PACKAGE = Path(__file__).resolve().parent.parent / "recbole_diffrec"
 

@@ -106,7 +106,7 @@ def test_evaluate_and_recommend_from_checkpoint(workdir):
     u = ds.token2id(ds.uid_field, "196")
     seen = set(ds.id2token(ds.iid_field, ds.inter_feat[ds.iid_field][ds.inter_feat[ds.uid_field] == u].numpy()))
     assert not seen & set(recs["196"])
-    with pytest.raises(ValueError, match="not in dataset"):
+    with pytest.raises(SettingError, match="users='no-such-user': not a user of dataset 'ml-100k'"):
         recommend(result["checkpoint"], ["no-such-user"])
 
 

@@ -17,12 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from recbole_diffrec.errors import DataError
+
 SPLITS = ("train", "valid", "test")
 HEADER = "user_id:token\titem_id:token\ttimestamp:float\n"
 
 
-class SplitError(ValueError):
-    """The released split is malformed."""
+class SplitError(DataError):
+    """The released split is missing or malformed."""
 
 
 def load_split(src):
@@ -32,7 +34,10 @@ def load_split(src):
         path = src / f"{split}_list.npy"
         if not path.is_file():
             raise SplitError(f"{path} is missing; a split folder holds train_list.npy, valid_list.npy, test_list.npy")
-        array = np.load(path, allow_pickle=False)
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise SplitError(f"{path} is not a readable .npy array of [user, item] rows ({err})") from None
         if array.ndim != 2 or array.shape[1] != 2 or not np.issubdtype(array.dtype, np.integer):
             raise SplitError(f"{path}: expected integer rows [user, item], got dtype {array.dtype} shape {array.shape}")
         bad = np.flatnonzero((array < 0).any(axis=1))
@@ -61,7 +66,7 @@ def convert(src, out="dataset", name=None, overwrite=False):
     files = [target / f"{name}.{split}.inter" for split in SPLITS]
     existing = [f for f in files if f.exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"{existing[0]} exists; pass --overwrite to replace it")
+        raise DataError(f"{existing[0]} exists; pass --overwrite to replace it, or choose another --out or --name")
     target.mkdir(parents=True, exist_ok=True)
     offset = 0
     for split, path in zip(SPLITS, files):
@@ -79,15 +84,21 @@ def convert(src, out="dataset", name=None, overwrite=False):
     return target
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="recbole-diffrec convert", description=__doc__.split("\n\n")[0])
+def main(argv=None, prog="recbole-diffrec convert"):
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     parser.add_argument("src", help="folder with train_list.npy, valid_list.npy, test_list.npy")
     parser.add_argument("--out", default="dataset", help="RecBole data_path to write into (default: dataset)")
     parser.add_argument("--name", default=None, help="dataset name (default: the source folder's name)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing files")
     args = parser.parse_args(argv)
-    target = convert(args.src, args.out, args.name, args.overwrite)
+    if not Path(args.src).is_dir():
+        parser.error(f"{args.src}: no such folder (it should hold train_list.npy, valid_list.npy, test_list.npy)")
+    try:
+        target = convert(args.src, args.out, args.name, args.overwrite)
+    except DataError as err:
+        parser.exit(2, f"{parser.prog}: error: {err}\n")
     print(f"wrote {target}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,15 +1,24 @@
 """Data preparation: RecBole's datasets and loaders, with a per-user training loader and cached full-sort
 evaluation batches for recbole-diffrec's models."""
 
+import hashlib
+import os
 from logging import getLogger
 
 import numpy as np
+import pandas as pd
 import torch
 from recbole.data import create_dataset as recbole_create_dataset
 from recbole.data import data_preparation as recbole_data_preparation
-from recbole.data.dataloader import AbstractDataLoader, FullSortEvalDataLoader, UserDataLoader
+from recbole.data.dataloader import (
+    AbstractDataLoader,
+    FullSortEvalDataLoader,
+    UserDataLoader,
+)
 from recbole.data.interaction import Interaction
 from recbole.data.utils import create_samplers, get_dataloader
+
+from recbole_diffrec.errors import DataError, UserError
 
 
 class TrainingUserLoader(UserDataLoader):
@@ -57,22 +66,85 @@ class CachedFullSortEvalDataLoader(FullSortEvalDataLoader):
                 *rows_and_items(self.uid2positive_item[uids]))
 
 
+def check_data_files(config):
+    """The dataset's folder and interaction files exist (before RecBole, which would try to download a
+    missing dataset it knows by name)."""
+    name, folder = config["dataset"], os.path.abspath(config["data_path"])
+    parts = config["benchmark_filename"] or [None]
+    files = [os.path.join(folder, f"{name}.{part}.inter" if part else f"{name}.inter") for part in parts]
+    if not os.path.isdir(folder):
+        raise DataError(f"dataset {name!r}: no folder {folder}; put {os.path.basename(files[0])} there (RecBole's "
+                        "atomic format) or set data_path to the folder that holds it (only ml-100k ships with RecBole)")
+    missing = [f for f in files if not os.path.isfile(f)]
+    if missing:
+        raise DataError(f"dataset {name!r}: no file {missing[0]}; a dataset needs {', '.join(map(os.path.basename, files))}")
+
+
 def create_dataset(config, check=None):
-    """RecBole's dataset, passed to `check` (a model class's ``validate_dataset``) before anything is trained."""
+    """RecBole's dataset, its duplicate (user, item) rows reported (and, with ``duplicate_interactions:
+    drop``, dropped), passed to `check` (a model class's ``validate_dataset``) before anything is trained."""
+    check_data_files(config)
+    name = config["dataset"]
     try:
         dataset = recbole_create_dataset(config)
-    except ValueError as err:
-        if "feat is empty" not in str(err):
-            raise
-        raise ValueError(
-            f"dataset {config['dataset']!r} (data_path {config['data_path']!r}) has no interactions left after "
-            f"filtering: user_inter_num_interval={config['user_inter_num_interval']}, "
-            f"item_inter_num_interval={config['item_inter_num_interval']}, val_interval={config['val_interval']}; "
-            "loosen them or check the .inter file"
-        ) from None
+    except UserError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError, pd.errors.ParserError) as err:
+        if "feat is empty" in str(err):
+            raise DataError(
+                f"dataset {name!r} (data_path {config['data_path']!r}) has no interactions left after "
+                f"filtering: user_inter_num_interval={config['user_inter_num_interval']}, "
+                f"item_inter_num_interval={config['item_inter_num_interval']}, val_interval={config['val_interval']}; "
+                "loosen them or check the .inter file"
+            ) from None
+        message = " ".join(str(err).split()) or type(err).__name__
+        raise DataError(f"dataset {name!r} ({os.path.abspath(config['data_path'])}) cannot be read: {message}; check "
+                        "the .inter file's header (name:type, tab-separated) and its values") from None
+    if len(dataset.inter_feat) == 0:
+        raise DataError(f"dataset {name!r} ({os.path.abspath(config['data_path'])}) holds no interactions")
+    handle_duplicates(dataset, config["duplicate_interactions"] or "keep")
     if check is not None:
         check(dataset)
     return dataset
+
+
+def column(feat, field):
+    """A column of a dataset's interactions as numpy: a pandas frame before RecBole's build(), an Interaction after."""
+    values = feat[field]
+    return values.to_numpy() if hasattr(values, "to_numpy") else values.numpy()
+
+
+def duplicate_rows(users, items):
+    """Boolean mask of the rows that repeat an earlier row's (user, item) pair."""
+    order = np.lexsort((np.arange(len(users)), items, users))  # by pair, then by row: the first one first
+    same = np.r_[False, (users[order][1:] == users[order][:-1]) & (items[order][1:] == items[order][:-1])]
+    mask = np.zeros(len(users), dtype=bool)
+    mask[order[same]] = True
+    return mask
+
+
+def handle_duplicates(dataset, policy):
+    """Report duplicate (user, item) rows (a pair in both training and test can never be hit, so every metric
+    is biased down); with policy "drop", keep only the first row of each pair, in file order (the training
+    split first with benchmark files)."""
+    feat = dataset.inter_feat
+    mask = duplicate_rows(column(feat, dataset.uid_field), column(feat, dataset.iid_field))
+    count = int(mask.sum())
+    if not count:
+        return 0
+    logger = getLogger()
+    if policy != "drop":
+        logger.warning(f"dataset {dataset.dataset_name!r}: {count} duplicate (user, item) rows kept (RecBole's "
+                       "behaviour); a test pair also in training can never be hit")
+        return count
+    keep = np.flatnonzero(~mask)
+    if dataset.benchmark_filename_list is not None:  # the split boundaries move with the dropped rows
+        bounds = np.r_[0, np.cumsum(dataset.file_size_list)]
+        dataset.file_size_list = [int((~mask[a:b]).sum()) for a, b in zip(bounds[:-1], bounds[1:])]
+    dataset.inter_feat = feat.iloc[keep].reset_index(drop=True) if hasattr(feat, "iloc") else feat[torch.from_numpy(keep)]
+    logger.warning(f"dataset {dataset.dataset_name!r}: dropped {count} duplicate (user, item) rows, keeping the "
+                   "first of each (duplicate_interactions: drop; 'keep' keeps RecBole's behaviour)")
+    return count
 
 
 def _check_split(train_set, valid_set, test_set):
@@ -86,7 +158,7 @@ def _check_split(train_set, valid_set, test_set):
         users = np.setdiff1d(part.inter_feat[uid].numpy(), train_users)
         if len(users):
             tokens = train_set.id2token(uid, users[:5]).tolist()
-            raise ValueError(
+            raise DataError(
                 f"{len(users)} users of the {name} split have no training interactions (e.g. tokens {tokens}); "
                 "a diffusion model denoises a user's history and cannot score them. Filter them out "
                 "(user_inter_num_interval) or change the split (eval_args)"
@@ -129,6 +201,15 @@ def data_preparation(config, dataset, ours):
     """(train, valid, test) loaders. recbole-diffrec's models (`ours`) get :class:`TrainingUserLoader` and an
     evaluation batch of `eval_batch_users` users; RecBole's models get what RecBole gives them, with
     `eval_batch_users` users per full-sort batch where it is set (> 0)."""
+    try:
+        return _data_preparation(config, dataset, ours)
+    except UserError:
+        raise
+    except ValueError as err:  # RecBole's samplers and splits refuse some data (e.g. users who have every item)
+        raise DataError(f"dataset {dataset.dataset_name!r}: {' '.join(str(err).split())}") from None
+
+
+def _data_preparation(config, dataset, ours):
     if not ours:
         if config["eval_batch_users"] and config["eval_args"]["mode"].get("test", "full") == "full":
             config["eval_batch_size"] = config["eval_batch_users"] * dataset.item_num
@@ -142,3 +223,43 @@ def data_preparation(config, dataset, ours):
     valid = _eval_loader(config, "valid")(config, valid_set, valid_sampler, shuffle=False)
     test = _eval_loader(config, "test")(config, test_set, test_sampler, shuffle=False)
     return train, valid, test
+
+
+def data_record(dataset):
+    """What a checkpoint records of the data it was trained on: the dataset's name and folder, its token
+    mappings (RecBole numbers users and items by first appearance) and a fingerprint of the interactions
+    as loaded (row order included: it decides the numbering and a random split)."""
+    feat = dataset.inter_feat
+    digest = hashlib.sha256()
+    for field in (dataset.uid_field, dataset.iid_field, dataset.time_field):
+        if field is not None and field in feat:
+            digest.update(np.ascontiguousarray(column(feat, field)).tobytes())
+    return {
+        "dataset": dataset.dataset_name,
+        "data_path": os.path.abspath(dataset.config["data_path"]),
+        "rows": len(feat),
+        "user_tokens": [str(t) for t in dataset.field2id_token[dataset.uid_field]],
+        "item_tokens": [str(t) for t in dataset.field2id_token[dataset.iid_field]],
+        "fingerprint": digest.hexdigest(),
+    }
+
+
+def data_differences(saved, current):
+    """How the data now differs from a checkpoint's record of it (empty when it does not)."""
+    if saved["fingerprint"] == current["fingerprint"] and saved["user_tokens"] == current["user_tokens"] \
+            and saved["item_tokens"] == current["item_tokens"]:
+        return ""
+    if saved["dataset"] != current["dataset"]:
+        return f"it was trained on dataset {saved['dataset']!r}, not {current['dataset']!r}"
+    said = []
+    if saved["rows"] != current["rows"]:
+        said.append(f"{current['rows']} interactions now, {saved['rows']} then")
+    for kind in ("user", "item"):
+        before, now = set(saved[f"{kind}_tokens"]), set(current[f"{kind}_tokens"])
+        if before != now:
+            said.append(f"{len(now - before)} {kind}s added and {len(before - now)} removed")
+    if not said:
+        said.append("the same users, items and number of interactions, but the rows are in another order or "
+                    "pair differently (RecBole numbers users and items by first appearance, so the model's ids "
+                    "would point at other tokens)")
+    return f"the data in {current['data_path']} changed since training: " + "; ".join(said)

@@ -9,8 +9,15 @@ import numpy as np
 from recbole.model.abstract_recommender import GeneralRecommender
 from recbole.utils import InputType, ModelType
 
-from recbole_diffrec.core import MEAN_TYPES, SCHEDULES, GaussianDiffusion, TimestepSampler, make_betas
+from recbole_diffrec.core import (
+    MEAN_TYPES,
+    SCHEDULES,
+    GaussianDiffusion,
+    TimestepSampler,
+    make_betas,
+)
 from recbole_diffrec.data.interactions import InteractionRows
+from recbole_diffrec.errors import DataError
 from recbole_diffrec.settings import SettingError, SettingsReader
 
 
@@ -38,6 +45,7 @@ class DiffusionRecommender(GeneralRecommender):
         s["sampling_steps"] = reader.integer("sampling_steps", low=0, high=s["steps"], high_name="steps")
         s["sampling_noise"] = reader.boolean("sampling_noise")
         s["inference_steps"] = reader.integer("inference_steps", low=0, high=s["steps"], high_name="steps")
+        s["duplicate_interactions"] = reader.choice("duplicate_interactions", ("drop", "keep"))
         uses_bounds = s["noise_schedule"] in ("linear", "linear-var") and s["noise_scale"] > 0
         if uses_bounds and s["noise_min"] >= s["noise_max"]:
             raise SettingError(
@@ -63,9 +71,9 @@ class DiffusionRecommender(GeneralRecommender):
 
     @classmethod
     def validate_dataset(cls, dataset):
-        """Check the dataset suits the model before it is built (raises ValueError)."""
+        """Check the dataset suits the model before it is built (raises DataError)."""
         if len(dataset.inter_feat) == 0:
-            raise ValueError(
+            raise DataError(
                 f"dataset {dataset.dataset_name!r} has no interactions left after filtering; "
                 "check the filtering settings (user_inter_num_interval, item_inter_num_interval, val_interval)"
             )
@@ -78,7 +86,7 @@ class DiffusionRecommender(GeneralRecommender):
         self.seed, self.checkpoint_dir = config["seed"], config["checkpoint_dir"]  # RecBole's own keys
         users, items = self.training_pairs(dataset)
         if len(users) == 0:
-            raise ValueError("the training split holds no interactions: nothing to train on")
+            raise DataError("the training split holds no interactions: nothing to train on")
         self.history = InteractionRows(users, items, np.ones(len(users)), self.n_users, self.n_items)
         self.inputs = InteractionRows(users, items, self.interaction_values(dataset), self.n_users, self.n_items)
         self.diffusion = GaussianDiffusion(

@@ -14,6 +14,7 @@ recency (Sec. 4.2).
 import numpy as np
 
 from recbole_diffrec.data.interactions import recency_weights
+from recbole_diffrec.errors import DataError
 from recbole_diffrec.models.base import DiffusionRecommender
 from recbole_diffrec.networks.denoiser import ACTIVATIONS, MLPDenoiser
 from recbole_diffrec.settings import SettingError
@@ -66,7 +67,7 @@ class TimeWeighting:
         super().validate_dataset(dataset)
         time_field = dataset.time_field
         if time_field is None or time_field not in dataset.inter_feat:
-            raise ValueError(
+            raise DataError(
                 f"{cls.__name__} weights interactions by time, but dataset {dataset.dataset_name!r} has no time "
                 f"field (TIME_FIELD={dataset.config['TIME_FIELD']!r}). Add a timestamp column to the .inter file, "
                 "set TIME_FIELD to its name and list it in load_col, e.g. load_col: {inter: [user_id, item_id, "
@@ -76,7 +77,7 @@ class TimeWeighting:
         times = times.numpy() if hasattr(times, "numpy") else np.asarray(times)
         bad = ~np.isfinite(times.astype(np.float64))
         if bad.any():
-            raise ValueError(
+            raise DataError(
                 f"{cls.__name__}: {int(bad.sum())} interactions have a non-finite {time_field!r} "
                 f"(first at row {int(np.flatnonzero(bad)[0])}); fix or drop them"
             )

@@ -18,7 +18,12 @@ import torch.nn.functional as F
 from recbole_diffrec.data.embeddings import cached_spectral_embeddings, kmeans_clusters
 from recbole_diffrec.models.diffrec import DiffRec, TimeWeighting
 from recbole_diffrec.networks.denoiser import ACTIVATIONS, MLPDenoiser
-from recbole_diffrec.networks.vae import DECODERS, GroupVAE, group_sizes, resolve_decoder
+from recbole_diffrec.networks.vae import (
+    DECODERS,
+    GroupVAE,
+    group_sizes,
+    resolve_decoder,
+)
 from recbole_diffrec.settings import SettingError
 
 EMB_SOURCES = ("learned", "file", "none")
@@ -49,9 +54,28 @@ class LDiffRec(DiffRec):
         s["item_emb_dim"] = reader.integer("item_emb_dim", low=1)
         if s["n_cate"] > 1 and s["item_emb_source"] == "none":
             raise SettingError("item_emb_source", "none", f"needs n_cate=1 (n_cate={s['n_cate']} clusters need embeddings)")
-        if s["item_emb_source"] == "file" and not s["item_emb_file"]:
-            raise SettingError("item_emb_file", s["item_emb_file"], "must name a .npy file when item_emb_source is 'file'")
+        if s["item_emb_source"] == "file":
+            s["item_emb_file"] = cls._checked_embedding_file(s["item_emb_file"])
         return s
+
+    @staticmethod
+    def _checked_embedding_file(path):
+        """The embedding file of item_emb_source 'file', checked before any data loads: it exists, reads as a
+        2-D numeric array (items x dims) and holds only finite values."""
+        if not path:
+            raise SettingError("item_emb_file", path, "must name a .npy file when item_emb_source is 'file'")
+        try:
+            table = np.load(path, allow_pickle=False, mmap_mode="r")
+        except (OSError, ValueError) as err:
+            raise SettingError("item_emb_file", path, f"must be a readable .npy array ({err})") from None
+        if table.ndim != 2 or not np.issubdtype(table.dtype, np.number):
+            raise SettingError("item_emb_file", path, f"must hold a 2-D numeric array (items x dims), got shape "
+                               f"{table.shape} of {table.dtype}")
+        finite = np.isfinite(table).all(1)
+        if not finite.all():
+            raise SettingError("item_emb_file", path, f"holds NaN or infinite values (first in row "
+                               f"{int(np.flatnonzero(~finite)[0])})")
+        return path
 
     def build_networks(self, dataset):
         s = self.settings
@@ -93,15 +117,7 @@ class LDiffRec(DiffRec):
         return emb
 
     def _embeddings_from_file(self, dataset, path):
-        try:
-            table = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise SettingError("item_emb_file", path, f"must be a readable .npy array ({err})") from None
-        if table.ndim != 2:
-            raise SettingError("item_emb_file", path, f"must hold a 2-D array (items x dims), got shape {table.shape}")
-        if not np.isfinite(table).all():
-            row = int(np.flatnonzero(~np.isfinite(table).all(1))[0])
-            raise SettingError("item_emb_file", path, f"holds NaN or infinite values (first in row {row})")
+        table = np.load(path, allow_pickle=False)  # checked when the settings were read
         emb = np.zeros((self.n_items, table.shape[1]), dtype=np.float32)
         tokens = dataset.field2id_token[dataset.iid_field]
         for internal, token in enumerate(tokens[1:], start=1):

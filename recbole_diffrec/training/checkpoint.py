@@ -12,12 +12,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from recbole_diffrec.errors import CheckpointError, UnsafeCheckpointError
+
 CHECKPOINT_FORMAT = "recbole-diffrec-checkpoint/1"
 _PLAIN = (str, int, float, bool, type(None))
-
-
-class UnsafeCheckpointError(RuntimeError):
-    """A checkpoint that holds more than tensors and plain data."""
 
 
 # ---- plain encoding of what models keep outside their state dict ---------------------------------
@@ -69,16 +67,24 @@ def save_checkpoint(state, path):
 
 
 def load_checkpoint(path, map_location="cpu"):
-    """Load a checkpoint with ``weights_only=True``; anything else in it is refused."""
+    """Load a checkpoint with ``weights_only=True``; anything else in it is refused (CheckpointError)."""
+    if not os.path.isfile(str(path)):
+        raise CheckpointError(f"checkpoint {path}: no such file")
+    if os.path.getsize(str(path)) == 0:
+        raise CheckpointError(f"checkpoint {path} is empty (0 bytes); it was not written completely")
     try:
         state = torch.load(str(path), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UnsafeCheckpointError(
             f"refusing to load {path}: it holds objects other than tensors and plain data, and loading "
-            f"them could run code from the file. Only checkpoints written by recbole-diffrec load. ({err})"
+            f"them could run code from the file; only checkpoints written by recbole-diffrec load ({first})"
         ) from None
+    except (EOFError, RuntimeError, OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"checkpoint {path} cannot be read: truncated or not a checkpoint ({first})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise UnsafeCheckpointError(f"{path} is not a recbole-diffrec checkpoint (format {CHECKPOINT_FORMAT})")
+        raise CheckpointError(f"{path} is not a recbole-diffrec checkpoint (format {CHECKPOINT_FORMAT})")
     return state
 
 

@@ -7,6 +7,7 @@ the trainer's settings too (``trainer.yaml``: ``ema_decay``, ``resume_every``, `
 """
 
 import os
+import shutil
 import time
 import uuid
 
@@ -17,6 +18,8 @@ from recbole.trainer import Trainer
 from recbole.utils import set_color
 from tqdm import tqdm
 
+from recbole_diffrec.data.loaders import data_differences
+from recbole_diffrec.errors import CheckpointError
 from recbole_diffrec.settings import SettingError, SettingsReader, may_change
 from recbole_diffrec.training.averaging import WeightAverage
 from recbole_diffrec.training.checkpoint import (
@@ -43,6 +46,42 @@ def read_trainer_settings(reader):
     }
 
 
+def read_run_settings(reader):
+    """Check RecBole's own training and evaluation settings that RecBole accepts although they cannot work
+    (a learning rate of 0 trains nothing; a validation metric at a k not computed fails after training)."""
+    from recbole.evaluator.register import metrics_dict
+
+    s = {
+        "learning_rate": reader.number("learning_rate", low=0, low_open=True),
+        "epochs": reader.integer("epochs", low=1),
+        "train_batch_size": reader.integer("train_batch_size", low=1),
+        "eval_batch_size": reader.integer("eval_batch_size", low=1),
+        "eval_step": reader.integer("eval_step", low=0),
+        "stopping_step": reader.integer("stopping_step", low=0),
+    }
+    topk = reader.raw("topk")
+    topk = [topk] if isinstance(topk, int) and not isinstance(topk, bool) else topk
+    if not isinstance(topk, list) or not topk or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1
+                                                         for k in topk):
+        raise SettingError("topk", reader.raw("topk"), "must be a positive integer or a list of them, e.g. [10, 20]")
+    metrics = reader.raw("metrics")
+    metrics = [metrics] if isinstance(metrics, str) else metrics
+    if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
+        raise SettingError("metrics", metrics, "must be a list of metric names, e.g. [Recall, NDCG]")
+    unknown = [m for m in metrics if m.lower() not in metrics_dict]
+    if unknown:
+        raise SettingError("metrics", metrics, f"{unknown[0]!r} is not a metric; RecBole's: "
+                           f"{', '.join(sorted(metrics_dict))} (any case)")
+    valid_metric = reader.raw("valid_metric")
+    name, _, k = str(valid_metric).partition("@")
+    if name.lower() not in {m.lower() for m in metrics}:
+        raise SettingError("valid_metric", valid_metric, f"must be one of the metrics computed ({metrics}), "
+                           "at one of topk, e.g. NDCG@10")
+    if k and (not k.isdigit() or int(k) not in topk):
+        raise SettingError("valid_metric", valid_metric, f"its cut-off must be one of topk={topk}")
+    return s
+
+
 def _distributed():
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
@@ -55,6 +94,7 @@ class SafeCheckpointMixin:
     """
 
     weight_average = None  # a WeightAverage with ema_decay > 0
+    data_record = None  # what the model is trained on (data.loaders.data_record), saved with it; set by prepare
 
     def __init__(self, config, model):
         self.trainer_settings = read_trainer_settings(SettingsReader(config))
@@ -110,6 +150,7 @@ class SafeCheckpointMixin:
             "rng_state": torch.get_rng_state(),
             "external_config": to_plain(dict(self.config.external_config_dict)),
             "best_model_file": str(self.saved_model_file),
+            "data": self.data_record,
         }
         average = self.weight_average
         if average is not None:  # between epochs: the model holds the average, `held` the optimizer's weights
@@ -129,33 +170,36 @@ class SafeCheckpointMixin:
         self.model.load_other_parameter(from_plain(checkpoint.get("other_parameter")))
 
     def resume_checkpoint(self, resume_file):
+        """Continue the run `resume_file` was written by. Checked first: the checkpoint's model, settings and
+        data must be this run's. The resumed run writes new files (its own best model, seeded with the
+        checkpoint's best, and its own snapshots); no existing file is replaced."""
         checkpoint = load_checkpoint(resume_file, map_location=self.device)
         if checkpoint["model"] != self.config["model"]:
-            raise ValueError(
-                f"checkpoint {resume_file} is of model {checkpoint['model']!r}, not {self.config['model']!r}"
-            )
+            raise CheckpointError(f"checkpoint {resume_file} is of model {checkpoint['model']!r}, not "
+                                  f"{self.config['model']!r}; resume it with --model={checkpoint['model']}")
         self._check_resumed_settings(checkpoint, resume_file)
-        best = checkpoint.get("best_model_file")
-        self.saved_model_file = best if best and os.path.isfile(best) else str(resume_file)
+        if checkpoint.get("data") is not None and self.data_record is not None:
+            changed = data_differences(checkpoint["data"], self.data_record)
+            if changed:
+                raise CheckpointError(f"refusing to resume {resume_file}: {changed}")
+        if self.weight_average is not None and "weight_average" not in checkpoint:
+            raise SettingError("ema_decay", self.weight_average.decay, f"the resumed checkpoint ({resume_file}) was "
+                               "trained without weight averaging; resume with --ema_decay=0, or start a new run")
         self.start_epoch = checkpoint["epoch"] + 1
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
         self.best_valid_result = checkpoint.get("best_valid_result") or None
         self._load_model_state(checkpoint)
-        self._load_weight_average(checkpoint, resume_file)
+        if self.weight_average is not None:
+            self.weight_average.load_state(checkpoint["weight_average"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         torch.set_rng_state(checkpoint["rng_state"])
         self._pending_loader_state = checkpoint.get("train_loader_state")
-        self.logger.info(f"Checkpoint loaded. Resume training from epoch {self.start_epoch}")
-
-    def _load_weight_average(self, checkpoint, resume_file):
-        average = self.weight_average
-        if average is None:
-            return
-        if "weight_average" not in checkpoint:
-            raise SettingError("ema_decay", average.decay, f"the resumed checkpoint ({resume_file}) was trained "
-                               "without weight averaging; resume with --ema_decay=0, or start a new run")
-        average.load_state(checkpoint["weight_average"])
+        best = checkpoint.get("best_model_file")
+        if self._writes_files:  # the best so far, under this run's own name, until this run improves on it
+            shutil.copyfile(best if best and os.path.isfile(best) else str(resume_file), self.saved_model_file)
+        self.logger.info(f"Checkpoint {resume_file} loaded. Resume training from epoch {self.start_epoch}; this "
+                         f"run's best model: {self.saved_model_file}")
 
     def _check_resumed_settings(self, checkpoint, resume_file):
         """A resumed run must train the model it continues: each setting of the model and of the trainer
@@ -206,6 +250,8 @@ class SafeCheckpointMixin:
         state["train_loader_state"] = train_data.generator.get_state()
         save_checkpoint(state, self.last_checkpoint_file)
         self._snapshot_epoch, self._snapshot_time = epoch_idx, time.monotonic()
+        self.logger.info(f"resume snapshot before epoch {epoch_idx}: {self.last_checkpoint_file} (if this run is "
+                         f"killed, continue it with --resume={self.last_checkpoint_file})")
 
     def _train_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         """One epoch (:meth:`_run_epoch`), preceded by a resume snapshot when one is due and run on the

@@ -1,0 +1,275 @@
+"""Bad input, as a user or an adversary would give it: every case ends the command with one line
+``<program>: error: ...`` and exit status 2, no traceback, and leaves the working folder as it was (nothing
+written, nothing overwritten)."""
+
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from recbole_diffrec.cli import cli, main, tune_main
+from recbole_diffrec.pipeline import run
+
+FAST = ["--epochs=1", "--show_progress=False", "--steps=5", "--dims_dnn=[32]", "--eval_batch_users=1000"]
+
+
+def snapshot(folder):
+    """Every file under `folder` with its size and modification time."""
+    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in Path(folder).rglob("*") if p.is_file()}
+
+
+def refused(command, argv, capsys, folder, prog, needle):
+    before = snapshot(folder)
+    with pytest.raises(SystemExit) as exit_:
+        command(argv)
+    err = capsys.readouterr().err
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert exit_.value.code == 2, err
+    assert "Traceback" not in err
+    assert lines and lines[-1].startswith(f"{prog}: error: "), err
+    assert needle in lines[-1], lines[-1]
+    assert snapshot(folder) == before, "the command wrote or changed files"
+    return lines[-1]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A DiffRec and a BPR checkpoint on ml-100k, trained in their own folder."""
+    folder = tmp_path_factory.mktemp("trained")
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        small = {"epochs": 1, "show_progress": False, "steps": 5, "dims_dnn": [32], "eval_batch_users": 1000}
+        diffrec = run("DiffRec", config_dict=small)["checkpoint"]
+        bpr = run("BPR", config_dict={"epochs": 1, "show_progress": False})["checkpoint"]
+    finally:
+        os.chdir(cwd)
+    return {"DiffRec": str(folder / diffrec), "BPR": str(folder / bpr), "folder": folder}
+
+
+def toy_dataset(root, name, header, rows):
+    folder = root / "data" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.inter").write_text("\n".join([header, *rows]) + "\n")
+    return str(root / "data")
+
+
+# ---- settings: 18 cases ------------------------------------------------------------------------------
+SETTINGS = [
+    (["--model=diffrec"], "did you mean DiffRec?"),
+    (["--model=NoSuchModel"], "model='NoSuchModel': not a known model"),
+    (["--noise_sclae=0.01"], "did you mean noise_scale?"),
+    (["--learning_rate=0"], "learning_rate=0: must be > 0"),
+    (["--epochs=-1"], "epochs=-1: must be >= 1"),
+    (["--epochs=0"], "epochs=0: must be >= 1"),
+    (["--train_batch_size=0"], "train_batch_size=0: must be >= 1"),
+    (["--topk=[0]"], "topk must be a positive integer"),
+    (["--topk=ten"], "topk"),
+    (["--metrics=['Foo']"], "no metric named 'Foo'"),
+    (["--valid_metric=Recall@50"], "valid_metric='Recall@50': its cut-off must be one of topk"),
+    (["--valid_metric=AUC@10"], "valid_metric='AUC@10': must be one of the metrics computed"),
+    (["--steps=0"], "steps=0: must be >= 1"),
+    (["--noise_min=0.02"], "noise_min=0.02: must be below noise_max"),
+    (["--dropout=1.5"], "dropout=1.5"),
+    (["--train_precision=half"], "train_precision='half'"),
+    (["--ema_decay=1.0"], "ema_decay=1.0: must be < 1"),
+    (["--config_files=no-such.yaml"], "config_files='no-such.yaml': no such file"),
+]
+
+
+@pytest.mark.parametrize("argv, needle", SETTINGS)
+def test_bad_settings(argv, needle, workdir, capsys):
+    refused(main, [*FAST, *argv], capsys, workdir, "run_recbole.py", needle)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--nproc=0"], "--nproc=0: must be >= 1"),
+    (["--nproc=-2"], "--nproc=-2: must be >= 1"),
+    (["stray"], "unrecognised arguments: stray"),
+    (["--learning_rate"], "unrecognised arguments: --learning_rate"),
+])
+def test_bad_command_lines(argv, needle, workdir, capsys):
+    refused(main, [*FAST, *argv], capsys, workdir, "run_recbole.py", needle)
+
+
+def test_a_bad_recbole_model_setting(workdir, capsys):
+    refused(main, ["--model=BPR", "--epochs=1", "--train_batch_size=0"], capsys, workdir, "run_recbole.py",
+            "train_batch_size=0")
+
+
+# ---- data: 8 cases ---------------------------------------------------------------------------------
+def test_a_dataset_that_does_not_exist_is_not_downloaded(workdir, capsys):
+    # ml-1m is a name RecBole would download; here it must not
+    refused(main, [*FAST, "--dataset=ml-1m", f"--data_path={workdir / 'nowhere'}"], capsys, workdir,
+            "run_recbole.py", "dataset 'ml-1m': no folder")
+
+
+def test_a_dataset_folder_without_its_file(workdir, capsys):
+    (workdir / "data" / "empty").mkdir(parents=True)
+    refused(main, [*FAST, "--dataset=empty", f"--data_path={workdir / 'data'}"], capsys, workdir,
+            "run_recbole.py", "no file")
+
+
+def test_a_file_with_no_rows(workdir, capsys):
+    path = toy_dataset(workdir, "norows", "user_id:token\titem_id:token", [])
+    refused(main, [*FAST, "--dataset=norows", f"--data_path={path}", "--load_col={'inter': ['user_id', 'item_id']}"],
+            capsys, workdir, "run_recbole.py", "norows")
+
+
+def test_a_column_that_does_not_parse(workdir, capsys):
+    rows = [f"{u}\t{i}\t{'yesterday' if u == 3 and i == 4 else u * 10 + i}" for u in range(20) for i in range(8)]
+    path = toy_dataset(workdir, "badtime", "user_id:token\titem_id:token\ttimestamp:float", rows)
+    refused(main, [*FAST, "--dataset=badtime", f"--data_path={path}"], capsys, workdir, "run_recbole.py",
+            "dataset 'badtime'")
+
+
+def test_a_time_aware_model_without_a_time_field(workdir, capsys):
+    refused(main, [*FAST, "--model=TDiffRec", "--load_col={'inter': ['user_id', 'item_id']}"], capsys, workdir,
+            "run_recbole.py", "no time field")
+
+
+def test_filters_that_leave_no_interactions(workdir, capsys):
+    refused(main, [*FAST, "--user_inter_num_interval=[100000,inf)"], capsys, workdir, "run_recbole.py",
+            "no interactions left after filtering")
+
+
+def test_a_missing_item_embedding_file_is_refused_before_the_data_loads(workdir, capsys, monkeypatch):
+    import recbole_diffrec.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "create_dataset", lambda *a, **k: pytest.fail("data loaded before the check"))
+    refused(main, [*FAST, "--model=LDiffRec", "--item_emb_source=file", "--item_emb_file=missing.npy",
+                   "--dims_dnn=[32]"], capsys, workdir, "run_recbole.py", "item_emb_file='missing.npy'")
+
+
+def test_users_only_in_the_test_split(workdir, capsys):
+    folder = workdir / "data" / "cold"
+    folder.mkdir(parents=True)
+    for split, rows in (("train", [(u, i) for u in range(20) for i in range(u % 7, u % 7 + 6)]),
+                        ("valid", [(u, (u + 3) % 13) for u in range(20)]),
+                        ("test", [(u, (u + 5) % 13) for u in range(20)] + [(99, 1)])):
+        (folder / f"cold.{split}.inter").write_text("\n".join(["user_id:token\titem_id:token"]
+                                                                + [f"{u}\t{i}" for u, i in rows]) + "\n")
+    refused(main, [*FAST, "--dataset=cold", f"--data_path={workdir / 'data'}",
+                   "--benchmark_filename=['train','valid','test']", "--load_col={'inter': ['user_id', 'item_id']}"],
+            capsys, workdir, "run_recbole.py", "have no training interactions")
+
+
+# ---- checkpoints: 8 cases --------------------------------------------------------------------------
+def test_a_missing_checkpoint(workdir, capsys):
+    refused(cli, ["evaluate", "nothing-here.pth"], capsys, workdir, "recbole-diffrec evaluate", "no such file")
+
+
+def test_an_empty_checkpoint(workdir, capsys):
+    (workdir / "empty.pth").write_bytes(b"")
+    refused(cli, ["evaluate", "empty.pth"], capsys, workdir, "recbole-diffrec evaluate", "is empty")
+
+
+def test_a_truncated_checkpoint(workdir, capsys, trained):
+    data = Path(trained["DiffRec"]).read_bytes()
+    (workdir / "cut.pth").write_bytes(data[: len(data) // 2])
+    refused(cli, ["evaluate", "cut.pth"], capsys, workdir, "recbole-diffrec evaluate", "truncated or not a checkpoint")
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED",))
+
+
+def test_a_tampered_checkpoint_runs_no_code(workdir, capsys, trained):
+    state = torch.load(trained["DiffRec"], weights_only=True)
+    state["other_parameter"] = _Payload()
+    torch.save(state, workdir / "tampered.pth", pickle_protocol=pickle.HIGHEST_PROTOCOL)
+    refused(cli, ["evaluate", "tampered.pth"], capsys, workdir, "recbole-diffrec evaluate", "refusing to load")
+    assert not (workdir / "PWNED").exists()
+
+
+def test_a_torch_file_that_is_not_a_checkpoint(workdir, capsys):
+    torch.save({"weights": torch.zeros(3)}, workdir / "plain.pth")
+    refused(cli, ["evaluate", "plain.pth"], capsys, workdir, "recbole-diffrec evaluate",
+            "is not a recbole-diffrec checkpoint")
+
+
+def test_resuming_a_checkpoint_of_another_model(workdir, capsys, trained):
+    shutil.copy(trained["BPR"], workdir / "bpr.pth")
+    refused(main, [*FAST, "--resume=bpr.pth"], capsys, workdir, "run_recbole.py", "is of model 'BPR', not 'DiffRec'")
+
+
+def test_resuming_with_settings_that_shape_another_model(workdir, capsys, trained):
+    shutil.copy(trained["DiffRec"], workdir / "diffrec.pth")
+    refused(main, ["--epochs=1", "--show_progress=False", "--steps=5", "--dims_dnn=[64]", "--resume=diffrec.pth"],
+            capsys, workdir, "run_recbole.py", "dims_dnn=[64]: differs from the resumed checkpoint's [32]")
+
+
+def test_resuming_on_other_data(workdir, capsys, trained):
+    """A dataset of another shape, and the same dataset with its rows reordered: both refused."""
+    shutil.copy(trained["DiffRec"], workdir / "diffrec.pth")
+    rows = [f"{u}\t{i}\t{u * 100 + i}" for u in range(1, 60) for i in range(1, 30) if (u * 7 + i) % 3 == 0]
+    path = toy_dataset(workdir, "other", "user_id:token\titem_id:token\ttimestamp:float", rows)
+    refused(main, [*FAST, "--dataset=other", f"--data_path={path}", "--resume=diffrec.pth"], capsys, workdir,
+            "run_recbole.py", "refusing to resume")
+
+
+# ---- serving: 8 cases ------------------------------------------------------------------------------
+@pytest.mark.parametrize("model", ["DiffRec", "BPR"])
+@pytest.mark.parametrize("argv, needle", [
+    (["--k", "0"], "k=0: must be an integer >= 1"),
+    (["--k", "-3"], "k=-3"),
+    (["--k", "100000"], "k=100000: must be at most"),
+    (["--users", "[PAD]"], "users='[PAD]': not a user"),
+    (["--users", "no-such-user"], "users='no-such-user': not a user"),
+])
+def test_bad_recommend_arguments(model, argv, needle, workdir, capsys, trained):
+    args = {"--users": ["196"], "--k": ["5"]}
+    for flag, value in zip(argv[::2], argv[1::2]):
+        args[flag] = [value]
+    flat = [item for flag, values in args.items() for item in (flag, *values)]
+    refused(cli, ["recommend", trained[model], *flat], capsys, workdir, "recbole-diffrec recommend", needle)
+
+
+def test_evaluate_refuses_a_setting_that_shapes_the_weights(workdir, capsys, trained):
+    refused(cli, ["evaluate", trained["DiffRec"], "--dims_dnn=[64]"], capsys, workdir, "recbole-diffrec evaluate",
+            "the checkpoint was trained with [32]")
+
+
+def test_evaluate_refuses_an_unknown_setting(workdir, capsys, trained):
+    refused(cli, ["evaluate", trained["DiffRec"], "--inference_stpes=2"], capsys, workdir,
+            "recbole-diffrec evaluate", "did you mean inference_steps?")
+
+
+# ---- tuning and conversion: 5 cases ----------------------------------------------------------------
+def test_tune_a_missing_space(workdir, capsys):
+    refused(tune_main, ["--params_file=none.hyper", *FAST], capsys, workdir, "run_hyper.py", "no such file")
+
+
+def test_tune_a_model_that_does_not_exist(workdir, capsys):
+    refused(tune_main, ["--model=diffrec", *FAST], capsys, workdir, "run_hyper.py", "did you mean DiffRec?")
+
+
+def test_tune_with_no_evaluations(workdir, capsys):
+    refused(tune_main, ["--max_evals=0", *FAST], capsys, workdir, "run_hyper.py", "--max_evals=0")
+
+
+def test_tune_a_space_whose_every_point_is_invalid(workdir, capsys):
+    (workdir / "bad.hyper").write_text("noise_min choice [0.5,0.6]\n")
+    refused(tune_main, ["--params_file=bad.hyper", *FAST], capsys, workdir, "run_hyper.py",
+            "every setting of the search space is invalid")
+
+
+def test_convert_a_folder_that_does_not_exist(workdir, capsys):
+    refused(cli, ["convert", "no-such-folder"], capsys, workdir, "recbole-diffrec convert", "no such folder")
+
+
+def test_the_real_command_prints_one_line_and_debug_shows_the_traceback(workdir):
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "recbole_diffrec", "evaluate", "missing.pth"]
+    proc = subprocess.run(command, capture_output=True, text=True, cwd=workdir)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == ["recbole-diffrec evaluate: error: checkpoint missing.pth: no such file"]
+    proc = subprocess.run([*command, "--debug"], capture_output=True, text=True, cwd=workdir)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "CheckpointError" in proc.stderr
