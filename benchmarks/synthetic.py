@@ -5,6 +5,7 @@ at least 10 interactions per user (Amazon-book as the paper uses it is 10-core-l
 per user. Deterministic for a seed. Also writes RecBole atomic files for end-to-end benchmarks.
 
     python benchmarks/synthetic.py --out dataset   # -> dataset/amazon-book-synth/amazon-book-synth.inter
+    python benchmarks/synthetic.py --out dataset --catalogue_heavy   # 4,000 users over the same 94,949 items
 """
 
 import argparse
@@ -30,8 +31,11 @@ def generate(n_users=N_USERS, n_items=N_ITEMS, target=TARGET, seed=0):
     return users, items, times
 
 
-def write_atomic(out, name="amazon-book-synth", seed=0):
-    users, items, times = generate(seed=seed)
+CATALOGUE_HEAVY = {"n_users": 4_000, "target": 4_000 * 55}  # about 52 interactions a user, every item possible
+
+
+def write_atomic(out, name="amazon-book-synth", seed=0, **sizes):
+    users, items, times = generate(seed=seed, **sizes)
     folder = Path(out) / name
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.inter"
@@ -45,6 +49,11 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="dataset")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--catalogue_heavy", action="store_true",
+                        help="4,000 users over 94,949 items (dataset catalogue-synth)")
     args = parser.parse_args()
-    path, n = write_atomic(args.out, seed=args.seed)
+    if args.catalogue_heavy:
+        path, n = write_atomic(args.out, "catalogue-synth", seed=args.seed, **CATALOGUE_HEAVY)
+    else:
+        path, n = write_atomic(args.out, seed=args.seed)
     print(f"wrote {path}: {n:,} interactions")

@@ -1,7 +1,18 @@
-"""``python -m recbole_diffrec [run|tune|evaluate|recommend] ...``: the ``recbole-diffrec`` command without
-its console script (for example inside a virtual environment that is not activated)."""
+"""``recbole-diffrec [run|tune|evaluate|recommend|convert] ...`` (the console script) and
+``python -m recbole_diffrec ...`` (the same, for example inside a virtual environment that is not activated)."""
 
-from recbole_diffrec.cli import cli
+import sys
+
+from recbole_diffrec.environment import require_recbole
+
+
+def main(argv=None):
+    require_recbole("recbole-diffrec")
+    from recbole_diffrec.cli import cli
+
+    cli(sys.argv[1:] if argv is None else argv)
+    return 0
+
 
 if __name__ == "__main__":
-    cli()
+    sys.exit(main())
