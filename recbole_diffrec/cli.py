@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from recbole_diffrec import compat
+from recbole_diffrec.config import torchrun_environment
 from recbole_diffrec.data.convert import main as convert_main
 from recbole_diffrec.errors import UserError
 from recbole_diffrec.launcher import run_distributed
@@ -112,15 +113,17 @@ def main(argv=None, prog="run_recbole.py"):
     config_files = args.config_files.split() if args.config_files else None
     if args.nproc < 1:
         parser.error(f"--nproc={args.nproc}: must be >= 1 (the number of training processes)")
-    if args.nproc > 1 and args.resume:
-        parser.error("--resume with --nproc > 1 is not supported; resume in one process")
+    if args.nproc > 1 and torchrun_environment() is not None:
+        parser.error(f"--nproc={args.nproc} under torchrun: torchrun starts the processes (--nproc_per_node)")
     compat.apply()
     if args.nproc > 1:
         result = guarded(parser, args.debug, lambda: run_distributed(args.model, args.dataset, config_files, overrides,
-                                                                   nproc=args.nproc))
+                                                                   nproc=args.nproc, resume_file=args.resume))
     else:
         result = guarded(parser, args.debug, lambda: run(args.model, args.dataset, config_files, overrides,
                                                         resume_file=args.resume))
+    if (torchrun_environment() or (0,))[0] != 0:
+        return result  # under torchrun rank 0 reports
     print(f"model: {result['model']}  dataset: {result['dataset']}")
     print(f"best valid: {_fmt(result['best_valid_result'])}")
     print(f"test: {_fmt(result['test_result'])}")

@@ -27,7 +27,17 @@ from recbole_diffrec.training.trainer import read_run_settings, read_trainer_set
 
 # Settings the run itself supplies or reads without a yaml default: the distributed hand-over
 # (launcher.run_distributed) and the process-group backend (Config._init_device).
-RUNTIME_SETTINGS = frozenset({"local_rank", "world_size", "nproc", "offset", "ip", "port", "dist_backend"})
+RUNTIME_SETTINGS = frozenset({"local_rank", "world_size", "nproc", "offset", "ip", "port", "dist_backend",
+                              "device_index"})
+
+
+def torchrun_environment():
+    """(rank, world size, local rank) of a process that ``torchrun`` started for a run of more than one
+    process, else None."""
+    env = os.environ
+    if not {"RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"} <= set(env) or int(env["WORLD_SIZE"]) < 2:
+        return None
+    return int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0))
 
 
 class Config(RecBoleConfig):
@@ -74,31 +84,41 @@ class Config(RecBoleConfig):
         """RecBole's device set-up, with a selectable process-group backend for distributed runs.
 
         RecBole 1.2.1 ignores ``use_gpu`` and always uses nccl and GPU ids. Here ``use_gpu: False`` runs on the
-        CPU, and ``dist_backend`` (gloo on CPU, nccl on GPUs by
-        default) picks the backend, and ranks without a GPU train on the CPU.
+        CPU, ``dist_backend`` (gloo on CPU, nccl on GPUs by default) picks the backend, and ranks without a GPU
+        train on the CPU. A run started by ``torchrun`` (on one machine or several) reads its rank, world size,
+        local rank and rendezvous address from the launcher's environment (RANK, WORLD_SIZE, LOCAL_RANK,
+        MASTER_ADDR, MASTER_PORT). ``local_rank`` in the settings is the process's rank in the whole run (0
+        writes the files), ``device_index`` its GPU on its machine.
         """
         import torch
 
-        if "local_rank" not in self.final_config_dict:
+        cfg = self.final_config_dict
+        launched = torchrun_environment()
+        if "local_rank" not in cfg and launched is None:
             super()._init_device()
             # RecBole 1.2.1 picks the device from gpu_id alone; use_gpu: False means the CPU, as its docs say.
-            if not self.final_config_dict.get("use_gpu", True):
-                self.final_config_dict["device"] = torch.device("cpu")
+            if not cfg.get("use_gpu", True):
+                cfg["device"] = torch.device("cpu")
             return
         import torch.distributed as dist
 
-        cfg = self.final_config_dict
         use_cuda = bool(cfg.get("use_gpu", True)) and torch.cuda.is_available()
         backend = cfg.get("dist_backend") or ("nccl" if use_cuda else "gloo")
-        if not dist.is_initialized():
-            dist.init_process_group(
-                backend=backend, rank=cfg["local_rank"] + cfg.get("offset", 0), world_size=cfg["world_size"],
-                init_method=f"tcp://{cfg.get('ip', '127.0.0.1')}:{cfg.get('port', 29500)}",
-            )
+        if launched is not None:
+            cfg["local_rank"], cfg["world_size"], cfg["device_index"] = launched
+            if not dist.is_initialized():
+                dist.init_process_group(backend=backend, init_method="env://")
+        else:
+            cfg["device_index"] = cfg["local_rank"]
+            if not dist.is_initialized():
+                dist.init_process_group(
+                    backend=backend, rank=cfg["local_rank"] + cfg.get("offset", 0), world_size=cfg["world_size"],
+                    init_method=f"tcp://{cfg.get('ip', '127.0.0.1')}:{cfg.get('port', 29500)}",
+                )
         cfg["single_spec"] = False
         if use_cuda:
-            torch.cuda.set_device(cfg["local_rank"])
-            cfg["device"] = torch.device("cuda", cfg["local_rank"])
+            torch.cuda.set_device(cfg["device_index"])
+            cfg["device"] = torch.device("cuda", cfg["device_index"])
         else:
             cfg["device"] = torch.device("cpu")
         if cfg["local_rank"] != 0:

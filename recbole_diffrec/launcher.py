@@ -1,15 +1,16 @@
 """Distributed training on one machine: ``--nproc=N`` spawns N processes on torch.distributed (gloo on CPU,
-nccl on GPUs, or ``dist_backend``)."""
+nccl on GPUs, or ``dist_backend``). Across machines, ``torchrun`` starts the processes instead and
+:class:`~recbole_diffrec.config.Config` reads the launcher's environment (docs/distributed.md)."""
 
 from recbole_diffrec.errors import UserError
 from recbole_diffrec.pipeline import DEFAULT_DATASET, run
 
 
-def _distributed_worker(rank, nproc, port, model, dataset, config_file_list, config_dict, queue):
+def _distributed_worker(rank, nproc, port, model, dataset, config_file_list, config_dict, queue, resume_file=None):
     config_dict = {**(config_dict or {}), "local_rank": rank, "world_size": nproc, "nproc": nproc, "offset": 0,
                    "ip": "127.0.0.1", "port": port}
     try:
-        result = run(model, dataset, config_file_list, config_dict)
+        result = run(model, dataset, config_file_list, config_dict, resume_file=resume_file)
     except UserError as err:
         # Before training, on any rank: the parent raises the first one it reads as itself and stops every
         # rank (an error escaping a worker would reach the parent only as a traceback text).
@@ -44,12 +45,12 @@ def collect_results(context, queue, count):
 
 
 def run_distributed(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=None, config_dict=None, nproc=2,
-                    port=None):
+                    port=None, resume_file=None):
     """Train with `nproc` processes on torch.distributed (gloo on CPU, nccl on GPUs, or `dist_backend`).
 
     Each rank takes a shard of every epoch's users (train_batch_size is the global batch), gradients are
     averaged over ranks, and the timestep samplers see every rank's losses, so they stay identical.
-    Returns rank 0's result dict.
+    With `resume_file`, every rank continues that checkpoint. Returns rank 0's result dict.
     """
     import socket
 
@@ -62,5 +63,5 @@ def run_distributed(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=N
     ctx = mp.get_context("spawn")
     queue = ctx.SimpleQueue()
     context = mp.start_processes(_distributed_worker, nprocs=nproc, join=False, start_method="spawn",
-                                 args=(nproc, port, model, dataset, config_file_list, config_dict, queue))
+                                 args=(nproc, port, model, dataset, config_file_list, config_dict, queue, resume_file))
     return collect_results(context, queue, 1)[0]

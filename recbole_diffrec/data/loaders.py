@@ -43,6 +43,34 @@ class CachedFullSortEvalDataLoader(FullSortEvalDataLoader):
     the users, (row, item) of their history to mask, (row, item) of their positives.
     """
 
+    def __init__(self, config, dataset, sampler, shuffle=False):
+        """In a distributed run each rank evaluates one contiguous block of the users, without the padding
+        RecBole's DistributedSampler adds (it repeats users to even out the ranks, which moves the metrics);
+        the trainer gathers the blocks in rank order, so the metrics are a single process's."""
+        self.shard = None
+        distributed = not config["single_spec"]
+        config["single_spec"] = True  # built as in one process: every user, batches of eval_batch_users
+        try:
+            super().__init__(config, dataset, sampler, shuffle=shuffle)
+        finally:
+            config["single_spec"] = not distributed
+        if distributed:
+            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+            per = -(-self.sample_size // world)
+            self.shard = (min(rank * per, self.sample_size), min((rank + 1) * per, self.sample_size))
+
+    def __iter__(self):
+        if self.shard is None:
+            return super().__iter__()
+        low, high = self.shard
+        return (self.collate_fn(np.arange(start, min(start + self.step, high))) for start in range(low, high, self.step))
+
+    def __len__(self):
+        if self.shard is None:
+            return super().__len__()
+        low, high = self.shard
+        return -(-(high - low) // self.step)
+
     def collate_fn(self, index):
         index = np.asarray(index)
         key = index.tobytes()  # the batch's positions; no Python loop over them

@@ -82,6 +82,18 @@ def read_run_settings(reader):
     return s
 
 
+def gather_user_results(struct):
+    """The evaluation's per-user results (the ``rec.*`` tensors of RecBole's collector) of every rank,
+    concatenated in rank order, on every rank."""
+    mine = {k: v for k, v in struct._data_dict.items() if k.startswith("rec.")}
+    parts = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(parts, {k: v.cpu() for k, v in mine.items()})
+    for key in sorted({k for part in parts for k in part}):
+        device = mine[key].device if key in mine else torch.device("cpu")
+        struct[key] = torch.cat([part[key] for part in parts if key in part]).to(device)
+    return struct
+
+
 def _distributed():
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
@@ -221,7 +233,18 @@ class SafeCheckpointMixin:
             path = model_file or self.saved_model_file
             self._load_model_state(load_checkpoint(path, map_location=self.device))
             self.logger.info(f"Loading model structure and parameters from {path}")
-        return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        if getattr(eval_data, "shard", None) is None:
+            return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        # A distributed evaluation over blocks of users: every rank gathers all blocks' per-user results in
+        # rank order and computes the metrics as one process would (RecBole averages per-rank metrics).
+        collector, single_spec = self.eval_collector, self.config["single_spec"]
+        collector.get_data_struct = lambda: gather_user_results(type(collector).get_data_struct(collector))
+        self.config["single_spec"] = True
+        try:
+            return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
+        finally:
+            self.config["single_spec"] = single_spec
+            del collector.get_data_struct
 
     @property
     def last_checkpoint_file(self):
