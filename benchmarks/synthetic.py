@@ -16,8 +16,9 @@ import numpy as np
 N_USERS, N_ITEMS, TARGET = 108_822, 94_949, 3_100_000
 
 
-def generate(n_users=N_USERS, n_items=N_ITEMS, target=TARGET, seed=0):
-    """(users, items, timestamps) int64 arrays, no duplicate (user, item) pair."""
+def generate(n_users=N_USERS, n_items=N_ITEMS, target=TARGET, seed=0, cover_items=False):
+    """(users, items, timestamps) int64 arrays, no duplicate (user, item) pair. `cover_items`: every item
+    occurs at least once (the items no draw reached go to random users), so the catalogue is all n_items."""
     rng = np.random.default_rng(seed)
     activity = rng.lognormal(mean=0.0, sigma=1.0, size=n_users)
     counts = np.maximum(10, np.round(activity / activity.sum() * target * 0.985)).astype(np.int64)
@@ -25,13 +26,17 @@ def generate(n_users=N_USERS, n_items=N_ITEMS, target=TARGET, seed=0):
     popularity = popularity[rng.permutation(n_items)]
     users = np.repeat(np.arange(n_users), counts)
     items = rng.choice(n_items, size=len(users), p=popularity / popularity.sum())
+    if cover_items:
+        missing = np.setdiff1d(np.arange(n_items), items)
+        users = np.concatenate([users, rng.integers(0, n_users, len(missing))])
+        items = np.concatenate([items, missing])
     pairs = np.unique(users * n_items + items)  # drop duplicates
     users, items = pairs // n_items, pairs % n_items
     times = rng.permutation(len(users)).astype(np.int64)  # arbitrary order in time
     return users, items, times
 
 
-CATALOGUE_HEAVY = {"n_users": 4_000, "target": 4_000 * 55}  # about 52 interactions a user, every item possible
+CATALOGUE_HEAVY = {"n_users": 4_000, "target": 4_000 * 44, "cover_items": True}  # ~52 a user, all 94,949 items
 
 
 def write_atomic(out, name="amazon-book-synth", seed=0, **sizes):

@@ -16,7 +16,7 @@ from logging import getLogger
 import numpy as np
 import torch
 from recbole.data.interaction import Interaction
-from recbole.utils import init_logger, init_seed, set_color
+from recbole.utils import ModelType, init_logger, init_seed, set_color
 
 from recbole_diffrec.config import Config
 from recbole_diffrec.data.loaders import (
@@ -61,7 +61,9 @@ def prepare(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=None, con
             if changed:
                 raise CheckpointError(f"refusing to use the checkpoint: {changed}; evaluate it on the data it was "
                                       "trained on, or train a new model")
-        train_data, valid_data, test_data = data_preparation(config, dataset_obj, ours)
+        # recbole-diffrec's per-user loaders serve its general models; its sequential ones take RecBole's
+        train_data, valid_data, test_data = data_preparation(config, dataset_obj,
+                                                             ours and model_class.type == ModelType.GENERAL)
         if check_data is not None:
             check_data(train_data, valid_data, test_data)
         init_seed(config["seed"] + config["local_rank"], config["reproducibility"])

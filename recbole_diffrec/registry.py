@@ -16,15 +16,16 @@ from recbole.utils import get_trainer as recbole_get_trainer
 
 from recbole_diffrec.errors import SettingError
 from recbole_diffrec.models.base import DiffusionRecommender
+from recbole_diffrec.models.diffurec import SequentialDiffusionRecommender
 from recbole_diffrec.training.trainer import DiffusionTrainer, SafeCheckpointMixin
 
 RECBOLE_PREFIX = "recbole."
 
 
 def model_classes():
-    """Our models, by class name: every concrete DiffusionRecommender subclass the package defines."""
+    """Our models, by class name: every concrete subclass of our two bases (general and sequential)."""
     importlib.import_module("recbole_diffrec.models")
-    found, stack = {}, [DiffusionRecommender]
+    found, stack = {}, [DiffusionRecommender, SequentialDiffusionRecommender]
     while stack:
         cls = stack.pop()
         for sub in cls.__subclasses__():
@@ -57,7 +58,8 @@ def get_model(name):
 
 
 def is_ours(model_class):
-    return isinstance(model_class, type) and issubclass(model_class, DiffusionRecommender)
+    return isinstance(model_class, type) and issubclass(model_class, (DiffusionRecommender,
+                                                                      SequentialDiffusionRecommender))
 
 
 def get_trainer(config, model_class):

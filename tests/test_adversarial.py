@@ -260,7 +260,7 @@ def test_tune_a_space_whose_every_point_is_invalid(workdir, capsys):
 
 
 def test_convert_a_folder_that_does_not_exist(workdir, capsys):
-    refused(cli, ["convert", "no-such-folder"], capsys, workdir, "recbole-diffrec convert", "no such folder")
+    refused(cli, ["convert", "no-such-folder"], capsys, workdir, "recbole-diffrec convert", "no such folder or file")
 
 
 def test_the_real_command_prints_one_line_and_debug_shows_the_traceback(workdir):

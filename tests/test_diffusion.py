@@ -262,3 +262,24 @@ def test_sampler_update_equals_sequential_fifo():
         assert np.allclose(s.loss_history.numpy(), ref_hist)
         assert np.array_equal(s.history_count.numpy(), ref_count)
     assert "loss_history" in s.state_dict() and "history_count" in s.state_dict()
+
+
+def test_the_chain_products_are_recomputed_after_a_fused_optimizer_step():
+    """A fused Adam step writes the weights without bumping their version: the cached W_in W_out must not
+    outlive it (regression: evaluation after training used the first evaluation's product)."""
+    from recbole_diffrec.networks import MLPDenoiser
+
+    torch.manual_seed(0)
+    net = MLPDenoiser(40, [16], dropout=0.0)
+    d = GaussianDiffusion("x0", "linear-var", 0.005, 0.005, 0.01, steps=5)
+    x = (torch.rand(8, 40) < 0.2).float()
+    net.eval()
+    d.p_sample_loop(net, x)
+    net.train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.1, fused=True)
+    net(x, torch.zeros(8, dtype=torch.long)).pow(2).mean().backward()
+    optimizer.step()
+    net.eval()
+    factored = d.p_sample_loop(net, x)
+    net.hidden_chain = False
+    assert torch.allclose(factored, d.p_sample_loop(net, x), atol=5e-6, rtol=0)

@@ -41,3 +41,49 @@ def test_recency_weights_hand_example_with_shuffled_rows():
 def test_recency_weights_ties_keep_row_order():
     w = recency_weights([0, 0, 0], [5, 5, 5], 0.2, 0.8)
     assert np.allclose(w, [0.2, 0.5, 0.8])
+
+
+def test_sparse_rows_equal_the_dense_rows_and_their_products():
+    import torch
+
+    from recbole_diffrec.core.sparse import SparseRows
+
+    rng = np.random.default_rng(3)
+    users = rng.integers(0, 5, 40)  # user 5 has no interactions
+    items = rng.integers(1, 30, 40)
+    values = rng.random(40).astype(np.float32)
+    rows = InteractionRows(users, items, values, 6, 30)
+    batch = torch.tensor([4, 0, 2, 4])  # a user twice, one with no interactions at all (5 is absent)
+    sparse = rows.sparse(batch)
+    dense = rows.dense(batch)
+    assert isinstance(sparse, SparseRows) and torch.equal(sparse.to_dense(), dense)
+    weight = torch.randn(30, 7, dtype=torch.float64, requires_grad=True)
+    reference = torch.randn(30, 7, dtype=torch.float64, requires_grad=True)
+    with torch.no_grad():
+        reference.copy_(weight)
+    got = sparse.with_values(sparse.values.double()).matmul(weight)
+    want = dense.double() @ reference
+    assert torch.allclose(got, want, atol=1e-12)
+    grad = torch.randn_like(got)
+    got.backward(grad)
+    want.backward(grad)
+    assert torch.allclose(weight.grad, reference.grad, atol=1e-12)  # the weight gradient too
+    base = torch.randn(4, 30)
+    assert torch.allclose(sparse.add_to(base, 0.5), base + 0.5 * dense)
+    empty = rows.sparse(torch.tensor([5]))
+    assert empty.cols.numel() == 0 and torch.equal(empty.to_dense(), torch.zeros(1, 30))
+
+
+def test_input_dropout_on_sparse_rows_drops_stored_values_at_the_rate():
+    import torch
+
+    from recbole_diffrec.core.sparse import SparseRows
+    from recbole_diffrec.networks.denoiser import InputDropout
+
+    n = 200_000
+    rows = SparseRows(torch.tensor([0]), torch.arange(n), torch.ones(n), n)
+    drop = InputDropout(0.3).train()
+    torch.manual_seed(0)
+    kept = drop(rows).values
+    assert kept.unique().tolist() == [0.0, pytest.approx(1 / 0.7)]
+    assert abs((kept == 0).float().mean().item() - 0.3) < 0.005

@@ -139,17 +139,22 @@ def test_creating_a_config_applies_recboles_fixes(workdir):
     assert out.strip().endswith("True")
 
 
-def test_every_key_is_declared_in_exactly_one_file():
+def test_every_key_is_declared_once_along_each_models_lineage():
+    """A model's files (trainer.yaml, then its lineage's) declare each key once; a variant may set a base's
+    key again only to change its default (L-DiffRec's values for DiffRec's keys)."""
+    from recbole_diffrec.settings import model_yamls, trainer_yaml
+
     seen = {}
     for path in sorted(properties_dir().glob("*.yaml")):
         for key in read_declarations(path):
             seen.setdefault(key, []).append(path.name)
     assert seen["w_min"] == ["TimeWeighting.yaml"] and seen["ema_decay"] == ["trainer.yaml"]
-    # a key set again by a variant (L-DiffRec's own defaults for DiffRec's keys) is an override, allowed
-    # only along one model's lineage; no two unrelated files may introduce the same key
     overrides = {"dims_dnn", "noise_max", "beta_fixed", "learning_rate"}
-    twice = {k: files for k, files in seen.items() if len(files) > 1 and k not in overrides}
-    assert not twice, twice
+    for name, cls in model_classes().items():
+        files = [trainer_yaml(), *model_yamls(cls)]
+        keys = [key for path in files for key in read_declarations(path)]
+        twice = {k for k in keys if keys.count(k) > 1} - overrides
+        assert not twice, (name, twice)
 
 
 @pytest.mark.parametrize("name", sorted(model_classes()))
@@ -180,7 +185,7 @@ def test_which_keys_may_change_is_read_from_the_declarations():
     from recbole_diffrec.settings import may_change
 
     assert may_change(DiffRec, "resume") == {"eval_batch_users", "resume_every", "train_precision",
-                                             "inference_steps"}
+                                             "inference_steps", "input_path"}
     assert may_change(DiffRec, "evaluate") == may_change(DiffRec, "resume") | {"sampling_steps", "sampling_noise"}
 
 

@@ -97,7 +97,9 @@ def _concatenated_forward(self, x, t):
 
     emb = self.emb_layer(timestep_embedding(t, self.emb_size))
     h = torch.cat([self.drop(x), emb], dim=-1)
-    for layer in self.in_layers:
+    first = self.in_layers[0]  # its weight over [x, emb], written out as one matrix
+    h = self.act(h @ torch.cat([first.item_weight, first.step_weight.T]) + first.bias)
+    for layer in self.in_layers[1:]:
         h = self.act(layer(h))
     for i, layer in enumerate(self.out_layers):
         h = layer(h)

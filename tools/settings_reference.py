@@ -21,6 +21,7 @@ FILES = [
     ("DiffRec.yaml", "DiffRec, T-DiffRec, L-DiffRec, LT-DiffRec"),
     ("TimeWeighting.yaml", "T-DiffRec, LT-DiffRec (recency weighting)"),
     ("LDiffRec.yaml", "L-DiffRec, LT-DiffRec (adds to and overrides DiffRec.yaml)"),
+    ("DiffuRec.yaml", "DiffuRec (sequential)"),
 ]
 
 

@@ -18,8 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from recbole_diffrec.core.schedules import make_betas
+from recbole_diffrec.core.sparse import SparseRows
 
 MEAN_TYPES = ("x0", "eps")
+REVERSE_VARIANCES = ("posterior", "large")
 
 
 def _gather(constants, t):
@@ -40,11 +42,17 @@ class GaussianDiffusion(nn.Module):
         noise_min, noise_max: bounds of the linear schedules, multiplied by noise_scale.
         steps: number of diffusion steps T.
         beta_fixed: fix beta_1 to 1e-5, as the paper's code, to keep the first step almost noise-free.
+        reverse_variance: the variance of a reverse step with sampling noise: "posterior" (the posterior's,
+            the first step's clipped to the second's; DiffRec) or "large" (beta_t, the first step's the
+            posterior's at step 1; Ho et al.'s other choice, DiffuRec's code).
     """
 
     def __init__(self, mean_type="x0", noise_schedule="linear-var", noise_scale=0.005, noise_min=0.005,
-                 noise_max=0.01, steps=40, beta_fixed=True):
+                 noise_max=0.01, steps=40, beta_fixed=True, reverse_variance="posterior"):
         super().__init__()
+        if reverse_variance not in REVERSE_VARIANCES:
+            raise ValueError(f"reverse_variance={reverse_variance!r} is not one of {REVERSE_VARIANCES}")
+        self.reverse_variance = reverse_variance
         if mean_type not in MEAN_TYPES:
             raise ValueError(f"mean_type={mean_type!r} is not one of {MEAN_TYPES}")
         self.mean_type = mean_type
@@ -170,7 +178,10 @@ class GaussianDiffusion(nn.Module):
                 variance = beta * (1.0 - ab_prev) / (1.0 - ab)
                 # As the paper's code: the first step's log variance is clipped to the second's
                 # (step 0 adds no noise, so a one-step chain's log(0) is never used).
-                log_var = np.log(np.concatenate([variance[1:2], variance[1:]]) if len(variance) > 1 else variance)
+                clipped = np.concatenate([variance[1:2], variance[1:]]) if len(variance) > 1 else variance
+                if self.reverse_variance == "large":  # beta_t, and at the first step the posterior's at the second
+                    clipped = np.concatenate([variance[1:2], beta[1:]]) if len(variance) > 1 else variance
+                log_var = np.log(clipped)
             self._chains[timesteps] = [
                 (float(c1), float(c2), float(lv)) for c1, c2, lv in zip(coef1[::-1], coef2[::-1], log_var[::-1])
             ]
@@ -202,16 +213,20 @@ class GaussianDiffusion(nn.Module):
         Without sampling noise every step is affine in the denoiser's output and in x_t,
         x_{t-1} = a_t f(x_t, t) + b_t x_t. A denoiser whose ``runs_hidden_chain()`` says so (the MLP, unless
         switched off) runs the whole chain in its hidden space (``affine_chain``): the same result up to
-        float rounding at a fraction of the cost. Otherwise :meth:`p_sample` runs step by step.
+        float rounding at a fraction of the cost, and reads `x_start` as :class:`SparseRows` if given so (its
+        first product then costs the non-zeros). Otherwise :meth:`p_sample` runs step by step.
         """
         batch = x_start.shape[0]
+        hidden = not sampling_noise and getattr(denoiser, "runs_hidden_chain", lambda: False)()
+        if isinstance(x_start, SparseRows) and (sampling_steps > 0 or not hidden):
+            x_start = x_start.to_dense()  # only the hidden-space chain reads sparse rows as they are
         if sampling_steps > 0:
             t = torch.full((batch,), sampling_steps - 1, dtype=torch.long, device=x_start.device)
             x_t = self.q_sample(x_start, t)
         else:
             x_t = x_start
         timesteps = self.reverse_timesteps(inference_steps)
-        if not sampling_noise and getattr(denoiser, "runs_hidden_chain", lambda: False)():
+        if hidden:
             return denoiser.affine_chain(x_t, timesteps, self.affine_coefficients(timesteps))
         for step, coefficients in zip(timesteps, self.chain(timesteps)):
             x_t = self.p_sample(denoiser, x_t, step, coefficients, sampling_noise)

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-SCHEDULES = ("linear", "linear-var", "cosine", "binomial")
+SCHEDULES = ("linear", "linear-var", "cosine", "binomial", "trunc-linear")
 BETA_FIXED_VALUE = 1e-5  # beta_1 when `beta_fixed` (Sohl-Dickstein et al. 2015, Sec. 2.4.1), as the paper's code
 MAX_BETA = 0.999
 
@@ -38,9 +38,19 @@ def binomial_betas(steps):
     return 1.0 / (steps - np.arange(steps, dtype=np.float64) + 1.0)
 
 
+def truncated_linear_betas(steps):
+    """DiffuRec's schedule (its code's ``trunc_lin``): Ho et al.'s linear schedule rescaled to `steps`
+    (1000 / steps x [1e-4, 0.02]), shifted up by 0.01; where the end would pass 1, 1000 / steps x 0.001 + 0.01."""
+    scale = 1000.0 / steps
+    start, end = scale * 0.0001 + 0.01, scale * 0.02 + 0.01
+    if end > 1:
+        end = scale * 0.001 + 0.01
+    return np.linspace(start, end, steps, dtype=np.float64)
+
+
 def make_betas(schedule, steps, noise_scale, noise_min, noise_max, beta_fixed):
     """Betas for a schedule. Linear schedules span [noise_scale * noise_min, noise_scale * noise_max];
-    cosine and binomial ignore the three noise settings, as in the paper's code."""
+    cosine, binomial and trunc-linear ignore the three noise settings, as in the papers' code."""
     if schedule == "linear":
         betas = linear_betas(steps, noise_scale * noise_min, noise_scale * noise_max)
     elif schedule == "linear-var":
@@ -49,6 +59,8 @@ def make_betas(schedule, steps, noise_scale, noise_min, noise_max, beta_fixed):
         betas = cosine_betas(steps)
     elif schedule == "binomial":
         betas = binomial_betas(steps)
+    elif schedule == "trunc-linear":
+        betas = truncated_linear_betas(steps)
     else:
         raise ValueError(f"noise_schedule={schedule!r} is not one of {SCHEDULES}")
     if beta_fixed:

@@ -1,4 +1,13 @@
-"""Convert the DiffRec paper's released split to RecBole atomic benchmark files.
+"""Convert released datasets to RecBole atomic files.
+
+1. The DiffRec paper's released split (a folder) to benchmark files.
+2. Sequences as released with DiffuRec (a text file, one user per line: ``user item_1 ... item_n`` in time
+   order) to one ``.inter`` file whose timestamp is each item's position in its user's sequence, so RecBole's
+   time order is the sequence order; the leave-one-out split is then RecBole's (dataset_configs/beauty.yaml).
+
+    recbole-diffrec convert ../shared/datasets/seq/beauty/beauty.txt --out dataset --name beauty
+
+For the DiffRec split:
 
 Input: a folder with ``train_list.npy``, ``valid_list.npy``, ``test_list.npy`` (int [user, item] rows,
 each user's rows in time order) and optionally ``item_emb.npy``. Output: ``<out>/<name>/<name>.{train,
@@ -84,17 +93,59 @@ def convert(src, out="dataset", name=None, overwrite=False):
     return target
 
 
+def load_sequences(path):
+    """(users, items, positions) int64 arrays from a sequences file; refused (SplitError) when malformed."""
+    users, items, positions = [], [], []
+    with open(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) < 2 or not all(f.isdigit() for f in fields):
+                raise SplitError(f"{path}:{number}: expected 'user item_1 ... item_n' (non-negative integers)")
+            sequence = np.array(fields[1:], dtype=np.int64)
+            users.append(np.full(len(sequence), int(fields[0]), dtype=np.int64))
+            items.append(sequence)
+            positions.append(np.arange(len(sequence), dtype=np.int64))
+    if not users:
+        raise SplitError(f"{path} holds no sequences")
+    return np.concatenate(users), np.concatenate(items), np.concatenate(positions)
+
+
+def convert_sequences(src, out="dataset", name=None, overwrite=False):
+    """Write ``<out>/<name>/<name>.inter`` from a sequences file; returns the dataset folder."""
+    src = Path(src)
+    name = name or src.stem
+    users, items, positions = load_sequences(src)
+    target = Path(out) / name
+    path = target / f"{name}.inter"
+    if path.exists() and not overwrite:
+        raise DataError(f"{path} exists; pass --overwrite to replace it, or choose another --out or --name")
+    target.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".inter.tmp")
+    with open(tmp, "w") as handle:
+        handle.write(HEADER)
+        np.savetxt(handle, np.column_stack([users, items, positions]), fmt="%d", delimiter="\t")
+    os.replace(tmp, path)
+    return target
+
+
 def main(argv=None, prog="recbole-diffrec convert"):
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
-    parser.add_argument("src", help="folder with train_list.npy, valid_list.npy, test_list.npy")
+    parser.add_argument("src", help="folder with train_list.npy, valid_list.npy, test_list.npy; or a sequences "
+                        "file (user item_1 ... item_n per line)")
     parser.add_argument("--out", default="dataset", help="RecBole data_path to write into (default: dataset)")
     parser.add_argument("--name", default=None, help="dataset name (default: the source folder's name)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing files")
     args = parser.parse_args(argv)
-    if not Path(args.src).is_dir():
-        parser.error(f"{args.src}: no such folder (it should hold train_list.npy, valid_list.npy, test_list.npy)")
+    if not Path(args.src).exists():
+        parser.error(f"{args.src}: no such folder or file (a folder holds train_list.npy, valid_list.npy, "
+                     "test_list.npy; a file one sequence per line)")
     try:
-        target = convert(args.src, args.out, args.name, args.overwrite)
+        if Path(args.src).is_file():
+            target = convert_sequences(args.src, args.out, args.name, args.overwrite)
+        else:
+            target = convert(args.src, args.out, args.name, args.overwrite)
     except DataError as err:
         parser.exit(2, f"{parser.prog}: error: {err}\n")
     print(f"wrote {target}")

@@ -4,6 +4,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from recbole_diffrec.core.sparse import SparseRows
+
 
 def recency_weights(user_ids, timestamps, w_min, w_max):
     """T-DiffRec's weights (paper Sec. 4.2): a user's M interactions in time order get
@@ -85,6 +87,18 @@ class InteractionRows(nn.Module):
         out = torch.zeros(batch + 1, self.n_items, device=device)  # the extra row takes the padding
         out[row, self.indices[source]] = torch.where(valid, self.values[source], torch.zeros_like(self.values[source]))
         return out[:batch]
+
+    def sparse(self, users):
+        """The batch's rows as :class:`~recbole_diffrec.core.sparse.SparseRows` (their exact non-zeros; on a
+        GPU reading their count waits for the device once)."""
+        starts = self.indptr[users]
+        lengths = self.indptr[users + 1] - starts
+        ends = torch.cumsum(lengths, 0)
+        total = int(ends[-1]) if users.shape[0] else 0
+        flat = torch.arange(total, device=starts.device)
+        row = torch.searchsorted(ends, flat, right=True)
+        source = starts[row] + flat - (ends[row] - lengths[row])
+        return SparseRows(ends - lengths, self.indices[source], self.values[source], self.n_items)
 
     def to_scipy(self):
         """The matrix as scipy CSR on the host (for tests and tools)."""

@@ -3,6 +3,8 @@
 
 from recbole_diffrec.models.base import DiffusionRecommender
 from recbole_diffrec.models.diffrec import DiffRec, TDiffRec, TimeWeighting
+from recbole_diffrec.models.diffurec import DiffuRec, SequentialDiffusionRecommender
 from recbole_diffrec.models.ldiffrec import LDiffRec, LTDiffRec
 
-__all__ = ["DiffusionRecommender", "DiffRec", "TDiffRec", "LDiffRec", "LTDiffRec", "TimeWeighting"]
+__all__ = ["DiffusionRecommender", "DiffRec", "TDiffRec", "LDiffRec", "LTDiffRec", "TimeWeighting",
+           "SequentialDiffusionRecommender", "DiffuRec"]

@@ -20,6 +20,9 @@ from recbole_diffrec.data.interactions import InteractionRows
 from recbole_diffrec.errors import DataError
 from recbole_diffrec.settings import SettingError, SettingsReader
 
+INPUT_PATHS = ("auto", "dense", "sparse")
+SPARSE_FROM_ITEMS = 20_000  # input_path auto: sparse rows from this catalogue size (docs/speed.md)
+
 
 class DiffusionRecommender(GeneralRecommender):
     """Base of DiffRec and its variants. Not a model on its own."""
@@ -46,6 +49,7 @@ class DiffusionRecommender(GeneralRecommender):
         s["sampling_noise"] = reader.boolean("sampling_noise")
         s["inference_steps"] = reader.integer("inference_steps", low=0, high=s["steps"], high_name="steps")
         s["duplicate_interactions"] = reader.choice("duplicate_interactions", ("drop", "keep"))
+        s["input_path"] = reader.choice("input_path", INPUT_PATHS)
         uses_bounds = s["noise_schedule"] in ("linear", "linear-var") and s["noise_scale"] > 0
         if uses_bounds and s["noise_min"] >= s["noise_max"]:
             raise SettingError(
@@ -95,6 +99,16 @@ class DiffusionRecommender(GeneralRecommender):
         )
         self.sampler = TimestepSampler(s["steps"], s["history_num_per_term"])
         self.build_networks(dataset)
+
+    @property
+    def sparse_input(self):
+        """Whether the input layers read the users' rows as sparse rows (input_path; auto: large catalogues)."""
+        path = self.settings["input_path"]
+        return path == "sparse" or (path == "auto" and self.n_items >= SPARSE_FROM_ITEMS)
+
+    def input_rows(self, users):
+        """The users' (weighted) interaction rows, sparse or dense as `sparse_input` says."""
+        return self.inputs.sparse(users) if self.sparse_input else self.inputs.dense(users)
 
     def training_pairs(self, dataset):
         feat = dataset.inter_feat

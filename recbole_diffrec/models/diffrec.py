@@ -43,7 +43,9 @@ class DiffRec(DiffusionRecommender):
         return self.diffusion_loss(self.denoiser, x_start)
 
     def user_scores(self, users):
-        return self.denoise(self.denoiser, self.inputs.dense(users))
+        # the reverse chain reads the rows sparse where input_path says so; training cannot: its input x_t
+        # carries Gaussian noise on every item (docs/speed.md)
+        return self.denoise(self.denoiser, self.input_rows(users))
 
 
 class TimeWeighting:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from recbole_diffrec.core.sparse import SparseRows
 from recbole_diffrec.data.embeddings import cached_spectral_embeddings, kmeans_clusters
 from recbole_diffrec.models.diffrec import DiffRec, TimeWeighting
 from recbole_diffrec.networks.denoiser import ACTIVATIONS, MLPDenoiser
@@ -163,11 +164,14 @@ class LDiffRec(DiffRec):
         return lamda.float(), beta.float()
 
     def calculate_loss(self, interaction):
-        x = self.inputs.dense(interaction[self.USER_ID])
+        x = self.input_rows(interaction[self.USER_ID])
         z, kl, target = self.autoencoder.encode(x)
         elbo, z0 = self.diffusion_loss(self.denoiser, z, return_x0=True)
-        recon = self.autoencoder.decode(z0)
-        multinomial = -(F.log_softmax(recon, dim=1) * target).sum(-1).mean()
+        log_p = F.log_softmax(self.autoencoder.decode(z0), dim=1)
+        if isinstance(target, SparseRows):  # the multinomial likelihood of the non-zeros, gathered
+            multinomial = -(log_p[target.rows(), target.cols] * target.values).sum() / log_p.shape[0]
+        else:
+            multinomial = -(log_p * target).sum(-1).mean()
         lamda, beta = self.annealed_weights()
         self.update_count += 1
         if self.settings["reweight"]:
@@ -175,7 +179,7 @@ class LDiffRec(DiffRec):
         return elbo + lamda * (multinomial + beta * kl)  # the paper's code without SNR reweighting
 
     def user_scores(self, users):
-        z, _, _ = self.autoencoder.encode(self.inputs.dense(users))
+        z, _, _ = self.autoencoder.encode(self.input_rows(users))
         return self.autoencoder.decode(self.denoise(self.denoiser, z))
 
     def optimizer_groups(self, learning_rate):

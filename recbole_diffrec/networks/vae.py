@@ -3,9 +3,29 @@
 import torch
 from torch import nn
 
+from recbole_diffrec.core.sparse import SparseRows
 from recbole_diffrec.networks.denoiser import ACTIVATIONS, InputDropout, init_linear
 
 DECODERS = ("auto", "shared", "per_cluster")
+
+
+class ItemMajorLinear(nn.Module):
+    """A linear layer from items, its weight stored item-major (n x out): dense rows take one product, sparse
+    rows a gather-and-sum per non-zero. Loads checkpoints of the nn.Linear it replaces."""
+
+    def __init__(self, linear):
+        super().__init__()
+        self.weight = nn.Parameter(linear.weight.detach().t().contiguous())
+        self.bias = nn.Parameter(linear.bias.detach().clone())
+
+    def forward(self, x):
+        return torch.addmm(self.bias, x, self.weight)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        weight = state_dict.get(prefix + "weight")
+        if weight is not None and weight.shape == self.weight.shape[::-1] and weight.shape != self.weight.shape:
+            state_dict[prefix + "weight"] = weight.t().contiguous()  # an nn.Linear's (out x n) weight
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 def resolve_decoder(decoder, out_dims):
@@ -94,8 +114,17 @@ class GroupVAE(nn.Module):
         for module in self.modules():  # the paper's autoencoder: Xavier-normal weights, zero biases
             if isinstance(module, nn.Linear):
                 nn.init.zeros_(module.bias)
+        for encoder in self.encoders:  # item-major first layers: dense rows one product, sparse rows a gather
+            encoder[0] = ItemMajorLinear(encoder[0])
         for g, item_ids in enumerate(groups):
             self.register_buffer(f"group_{g}", item_ids.clone(), persistent=False)
+        group_of = torch.zeros(n_items, dtype=torch.long)
+        local = torch.zeros(n_items, dtype=torch.long)
+        for g, item_ids in enumerate(groups):
+            group_of[item_ids] = g
+            local[item_ids] = torch.arange(len(item_ids))
+        self.register_buffer("group_of", group_of, persistent=False)  # every item's cluster ...
+        self.register_buffer("local_index", local, persistent=False)  # ... and its column there
         self.n_groups, self.n_items = len(groups), n_items
         self.drop = InputDropout(dropout)
         self.reparam = reparam
@@ -104,18 +133,33 @@ class GroupVAE(nn.Module):
         return [getattr(self, f"group_{g}") for g in range(self.n_groups)]
 
     def encode(self, x):
-        """(z, KL, h) for interaction vectors x in item order; h is the input after dropout, which the
+        """(z, KL, h) for interaction vectors x in item order, dense or :class:`SparseRows` (each encoder's
+        first layer then reads only its cluster's non-zeros); h is the input after dropout, which the
         paper's code also uses as the reconstruction target."""
         h = self.drop(x)
+        parts = self._split(h) if isinstance(h, SparseRows) else [h[:, items] for items in self.groups()]
         mus, logvars = [], []
-        for encoder, items in zip(self.encoders, self.groups()):
-            mu, logvar = encoder(h[:, items]).chunk(2, dim=-1)
+        for encoder, part in zip(self.encoders, parts):
+            first = encoder[0]
+            out = part.matmul(first.weight) + first.bias if isinstance(part, SparseRows) else first(part)
+            mu, logvar = encoder[1:](out).chunk(2, dim=-1)
             mus.append(mu)
             logvars.append(logvar)
         mu, logvar = torch.cat(mus, -1), torch.cat(logvars, -1)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training and self.reparam else mu
         kl = -0.5 * torch.mean(torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1))
         return z, kl, h
+
+    def _split(self, rows):
+        """Sparse rows over all items -> one SparseRows per cluster, over its own columns."""
+        batch, row, group = rows.shape[0], rows.rows(), self.group_of[rows.cols]
+        parts = []
+        for g in range(self.n_groups):
+            keep = group == g
+            counts = torch.bincount(row[keep], minlength=batch)
+            parts.append(SparseRows(torch.cumsum(counts, 0) - counts, self.local_index[rows.cols[keep]],
+                                    rows.values[keep], len(getattr(self, f"group_{g}"))))
+        return parts
 
     def decode(self, z):
         """Item scores in item order from latent codes."""

@@ -201,10 +201,16 @@ class SafeCheckpointMixin:
         self.cur_step = checkpoint["cur_step"]
         self.best_valid_score = checkpoint["best_valid_score"]
         self.best_valid_result = checkpoint.get("best_valid_result") or None
-        self._load_model_state(checkpoint)
-        if self.weight_average is not None:
-            self.weight_average.load_state(checkpoint["weight_average"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        try:
+            self._load_model_state(checkpoint)
+            if self.weight_average is not None:
+                self.weight_average.load_state(checkpoint["weight_average"])
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as err:
+            raise CheckpointError(
+                f"{resume_file} does not fit this model's parameters (written by an earlier version of "
+                f"recbole-diffrec, or with other settings): {' '.join(str(err).split())[:200]}; evaluate and "
+                "recommend still read it, resuming it needs a new run") from None
         torch.set_rng_state(checkpoint["rng_state"])
         self._pending_loader_state = checkpoint.get("train_loader_state")
         best = checkpoint.get("best_model_file")

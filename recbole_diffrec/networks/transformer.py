@@ -1,0 +1,113 @@
+"""DiffuRec's approximator (Li, Sun, Li, TOIS 2023, Sec. 4): a Transformer over the embedded history, into
+every position of which the noised target representation is added with a random per-element scale; the
+representation at the last real position is the estimate of the target's embedding. torch only.
+
+The blocks follow DiffuRec's published code, which differs from a textbook Transformer in three places,
+kept here because a trained model depends on them: layer norms take their epsilon inside the square root
+(1e-12); each sub-layer normalises first and adds its dropped-out output to its input, and a block ends in
+one more dropout; the attention mask hides padding *queries* (rows), not keys, so every position attends to
+all positions, padding included (whose representations are the same wherever the padding stands).
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recbole_diffrec.networks.denoiser import timestep_embedding
+
+
+class LayerNorm(nn.Module):
+    """Layer normalisation with the epsilon inside the square root."""
+
+    def __init__(self, size, eps=1e-12):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(size))
+        self.bias = nn.Parameter(torch.zeros(size))
+        self.eps = eps
+
+    def forward(self, x):
+        centred = x - x.mean(-1, keepdim=True)
+        return self.weight * centred / torch.sqrt(centred.pow(2).mean(-1, keepdim=True) + self.eps) + self.bias
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, hidden, heads, dropout):
+        super().__init__()
+        if hidden % heads:
+            raise ValueError(f"hidden size {hidden} is not a multiple of {heads} heads")
+        self.heads = heads
+        self.query, self.key, self.value = (nn.Linear(hidden, hidden) for _ in range(3))
+        self.output = nn.Linear(hidden, hidden)
+        self.dropout = nn.Dropout(dropout)
+        nn.init.xavier_normal_(self.output.weight)
+
+    def forward(self, x, mask):
+        batch, length, hidden = x.shape
+        q, k, v = (layer(x).view(batch, length, self.heads, -1).transpose(1, 2)
+                   for layer in (self.query, self.key, self.value))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        scores = scores.masked_fill(mask[:, None, :, None] == 0, -1e9)  # padding rows, as DiffuRec's code
+        attended = self.dropout(F.softmax(scores, dim=-1)) @ v
+        return self.output(attended.transpose(1, 2).reshape(batch, length, hidden))
+
+
+class FeedForward(nn.Module):
+    def __init__(self, hidden, dropout):
+        super().__init__()
+        self.inner, self.outer = nn.Linear(hidden, 4 * hidden), nn.Linear(4 * hidden, hidden)
+        self.dropout = nn.Dropout(dropout)
+        nn.init.xavier_normal_(self.inner.weight)
+        nn.init.xavier_normal_(self.outer.weight)
+
+    def forward(self, x):
+        return self.outer(self.dropout(F.gelu(self.inner(x), approximate="tanh")))
+
+
+class Block(nn.Module):
+    def __init__(self, hidden, heads, dropout):
+        super().__init__()
+        self.attention, self.feed_forward = SelfAttention(hidden, heads, dropout), FeedForward(hidden, dropout)
+        self.attention_norm, self.feed_forward_norm = LayerNorm(hidden), LayerNorm(hidden)
+        self.dropout = nn.ModuleList(nn.Dropout(dropout) for _ in range(3))
+
+    def forward(self, x, mask):
+        x = x + self.dropout[0](self.attention(self.attention_norm(x), mask))
+        x = x + self.dropout[1](self.feed_forward(self.feed_forward_norm(x)))
+        return self.dropout[2](x)
+
+
+class DiffuRecApproximator(nn.Module):
+    """f(history, x_t, t) -> estimate of the target item's embedding.
+
+    Args:
+        hidden: embedding size.
+        blocks, heads: Transformer blocks and attention heads.
+        dropout: dropout inside the blocks and on the output.
+        lambda_uncertainty: the noised target is added to every position scaled by a factor drawn per
+            element from N(lambda, lambda^2) (the paper's uncertainty injection).
+        time_scale: timesteps are multiplied by this before their embedding (DiffuRec: 1000 / T).
+    """
+
+    def __init__(self, hidden, blocks=4, heads=4, dropout=0.1, lambda_uncertainty=0.001, time_scale=1.0):
+        super().__init__()
+        self.hidden, self.lambda_uncertainty, self.time_scale = hidden, lambda_uncertainty, time_scale
+        self.time_embed = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.SiLU(), nn.Linear(4 * hidden, hidden))
+        self.blocks = nn.ModuleList(Block(hidden, heads, dropout) for _ in range(blocks))
+        self.dropout = nn.Dropout(dropout)
+        self.norm = LayerNorm(hidden)
+
+    def forward(self, history, x_t, t, mask, last, scale=None):
+        """history (B, L, H) embedded items, x_t (B, H), t (B,) timesteps, mask (B, L) 1 at real items,
+        last (B,) the index of each row's last real position; `scale` (B, L, H) replaces the random scale
+        (for tests and fidelity checks)."""
+        x_t = x_t + self.time_embed(timestep_embedding(t.float() * self.time_scale, self.hidden).to(x_t.dtype))
+        if scale is None:
+            scale = torch.normal(self.lambda_uncertainty, self.lambda_uncertainty, size=history.shape,
+                                 device=history.device, dtype=history.dtype)
+        h = history + scale * x_t.unsqueeze(1)
+        for block in self.blocks:
+            h = block(h, mask)
+        h = self.norm(self.dropout(h))
+        return h[torch.arange(h.shape[0], device=h.device), last]

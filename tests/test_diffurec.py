@@ -1,0 +1,98 @@
+"""DiffuRec: its schedule and reverse step against the published formulas, the sequence layout, the
+converter of released sequences, and a short run through RecBole's sequential protocol."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from recbole_diffrec.core import GaussianDiffusion, make_betas
+from recbole_diffrec.networks.transformer import DiffuRecApproximator
+
+TINY = {"show_progress": False, "epochs": 2, "hidden_size": 32, "n_layers": 1, "n_heads": 2, "steps": 4,
+        "MAX_ITEM_LIST_LENGTH": 10, "train_batch_size": 2048, "eval_step": 1, "eval_batch_size": 4096,
+        "train_precision": "float32"}
+
+
+def test_the_truncated_linear_schedule_is_the_published_one():
+    for steps in (32, 8, 20):
+        scale = 1000 / steps
+        start, end = scale * 0.0001 + 0.01, scale * 0.02 + 0.01
+        if end > 1:
+            end = scale * 0.001 + 0.01
+        want = [start + (end - start) * i / (steps - 1) for i in range(steps)]
+        assert np.allclose(make_betas("trunc-linear", steps, 0, 0, 0, False), want, rtol=1e-12)
+    assert make_betas("trunc-linear", 32, 0, 0, 0, False)[0] == pytest.approx(0.013125)
+    assert make_betas("trunc-linear", 32, 0, 0, 0, False)[-1] == pytest.approx(0.635)
+
+
+def test_a_reverse_step_with_the_large_variance():
+    """DiffuRec's reverse step: the posterior mean given the x0 estimate, plus exp(log_var / 2) noise with
+    log_var = log(beta_t) for t >= 1 and, at t = 0, no noise."""
+    steps = 8
+    d = GaussianDiffusion("x0", "trunc-linear", 1.0, 0, 0, steps, beta_fixed=False, reverse_variance="large")
+    betas = make_betas("trunc-linear", steps, 0, 0, 0, False)
+    ab = np.cumprod(1 - betas)
+    posterior_1 = betas[1] * (1 - ab[0]) / (1 - ab[1])
+    timesteps = d.reverse_timesteps(0)
+    chain = dict(zip(timesteps, d.chain(timesteps)))
+    for step in range(steps):
+        want = math.log(betas[step]) if step >= 1 else math.log(posterior_1)
+        assert chain[step][2] == pytest.approx(want, rel=1e-9)
+    denoiser = lambda x, t: 0.3 * x  # noqa: E731
+    x = torch.randn(5, 6, dtype=torch.float64)
+    step = 5
+    coef1 = betas[step] * np.sqrt(ab[step - 1]) / (1 - ab[step])
+    coef2 = (1 - ab[step - 1]) * np.sqrt(1 - betas[step]) / (1 - ab[step])
+    torch.manual_seed(4)
+    got = d.p_sample(denoiser, x, step, chain[step], sampling_noise=True)
+    torch.manual_seed(4)
+    noise = torch.randn_like(x)
+    assert torch.allclose(got, coef1 * 0.3 * x + coef2 * x + np.sqrt(betas[step]) * noise, atol=1e-12)
+
+
+def test_reading_the_last_real_position_of_right_padded_rows_equals_left_padding():
+    """RecBole pads sequences on the right and the model reads position len-1; DiffuRec's code pads on the
+    left and reads the last position. Its attention masks padding queries only, so both read the same."""
+    torch.manual_seed(0)
+    net = DiffuRecApproximator(16, blocks=2, heads=2, dropout=0.0, lambda_uncertainty=0.01).double().eval()
+    length, lengths = 7, torch.tensor([3, 7, 1, 5])
+    items = torch.randn(4, length, 16, dtype=torch.float64)
+    pad = torch.randn(16, dtype=torch.float64)  # the padding item's embedding, the same everywhere
+    right = torch.stack([torch.cat([items[b, :n], pad.expand(length - n, 16)]) for b, n in enumerate(lengths)])
+    left = torch.stack([torch.cat([pad.expand(length - n, 16), items[b, :n]]) for b, n in enumerate(lengths)])
+    right_mask = (torch.arange(length)[None] < lengths[:, None]).double()
+    left_mask = right_mask.flip(1)
+    scale = torch.full((4, length, 16), 0.01, dtype=torch.float64)
+    x_t, t = torch.randn(4, 16, dtype=torch.float64), torch.tensor([0, 3, 1, 2])
+    a = net(right, x_t, t, right_mask, lengths - 1, scale=scale)
+    b = net(left, x_t, t, left_mask, torch.full((4,), length - 1), scale=scale)
+    assert torch.allclose(a, b, atol=1e-10)
+
+
+def test_sequences_convert_to_time_ordered_interactions(tmp_path):
+    from recbole_diffrec.data.convert import SplitError, convert_sequences
+
+    src = tmp_path / "toy.txt"
+    src.write_text("1 5 6 7\n2 6 8\n")
+    target = convert_sequences(src, tmp_path / "out", "toy")
+    lines = (target / "toy.inter").read_text().splitlines()
+    assert lines == ["user_id:token\titem_id:token\ttimestamp:float", "1\t5\t0", "1\t6\t1", "1\t7\t2", "2\t6\t0",
+                     "2\t8\t1"]
+    (tmp_path / "bad.txt").write_text("1 5 x\n")
+    with pytest.raises(SplitError, match="bad.txt:1"):
+        convert_sequences(tmp_path / "bad.txt", tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_diffurec_trains_and_tests_on_ml100k_with_the_sequential_protocol(workdir):
+    from recbole_diffrec.pipeline import prepare, run
+
+    config, (train, valid, test), model, trainer = prepare("DiffuRec", config_dict=TINY)
+    assert config["eval_args"]["split"] == {"LS": "valid_and_test"} and config["MODEL_TYPE"].name == "SEQUENTIAL"
+    losses = [trainer._train_epoch(train, epoch) for epoch in range(3)]
+    assert losses[2] < losses[0]  # it learns
+    result = run("DiffuRec", config_dict=TINY)
+    assert {"hit@10", "ndcg@10", "hit@20", "ndcg@20"} <= set(result["test_result"])
+    assert all(np.isfinite(v) for v in result["test_result"].values())
