@@ -22,6 +22,7 @@ FILES = [
     ("TimeWeighting.yaml", "T-DiffRec, LT-DiffRec (recency weighting)"),
     ("LDiffRec.yaml", "L-DiffRec, LT-DiffRec (adds to and overrides DiffRec.yaml)"),
     ("DiffuRec.yaml", "DiffuRec (sequential)"),
+    ("DNR.yaml", "DNR (sequential)"),
 ]
 
 

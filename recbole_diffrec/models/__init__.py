@@ -4,7 +4,8 @@
 from recbole_diffrec.models.base import DiffusionRecommender
 from recbole_diffrec.models.diffrec import DiffRec, TDiffRec, TimeWeighting
 from recbole_diffrec.models.diffurec import DiffuRec, SequentialDiffusionRecommender
+from recbole_diffrec.models.dnr import DNR
 from recbole_diffrec.models.ldiffrec import LDiffRec, LTDiffRec
 
 __all__ = ["DiffusionRecommender", "DiffRec", "TDiffRec", "LDiffRec", "LTDiffRec", "TimeWeighting",
-           "SequentialDiffusionRecommender", "DiffuRec"]
+           "SequentialDiffusionRecommender", "DiffuRec", "DNR"]
