@@ -35,7 +35,17 @@ class SequentialDiffusionRecommender(SequentialRecommender):
 
     @classmethod
     def read_settings(cls, reader):
-        raise NotImplementedError
+        """The Transformer's and the diffusion's shared keys; a model adds its own."""
+        s = {
+            "hidden_size": reader.integer("hidden_size", low=1),
+            "n_layers": reader.integer("n_layers", low=1),
+            "n_heads": reader.integer("n_heads", low=1),
+            "dropout": reader.number("dropout", low=0, high=1, high_open=True),
+            "steps": reader.integer("steps", low=1),
+        }
+        if s["hidden_size"] % s["n_heads"]:
+            raise SettingError("n_heads", s["n_heads"], f"must divide hidden_size={s['hidden_size']}")
+        return s
 
     @classmethod
     def validate_config(cls, config):
@@ -70,20 +80,14 @@ class DiffuRec(SequentialDiffusionRecommender):
 
     @classmethod
     def read_settings(cls, reader):
-        s = {
-            "hidden_size": reader.integer("hidden_size", low=1),
-            "n_layers": reader.integer("n_layers", low=1),
-            "n_heads": reader.integer("n_heads", low=1),
-            "dropout": reader.number("dropout", low=0, high=1, high_open=True),
+        s = super().read_settings(reader)
+        s.update({
             "emb_dropout": reader.number("emb_dropout", low=0, high=1, high_open=True),
-            "steps": reader.integer("steps", low=1),
             "noise_schedule": reader.choice("noise_schedule", ("trunc-linear", "cosine", "linear")),
             "noise_scale": reader.number("noise_scale", low=0, low_open=True),
             "lambda_uncertainty": reader.number("lambda_uncertainty", low=0),
             "rescale_timesteps": reader.boolean("rescale_timesteps"),
-        }
-        if s["hidden_size"] % s["n_heads"]:
-            raise SettingError("n_heads", s["n_heads"], f"must divide hidden_size={s['hidden_size']}")
+        })
         return s
 
     def __init__(self, config, dataset):

@@ -39,23 +39,17 @@ class DNR(SequentialDiffusionRecommender):
 
     @classmethod
     def read_settings(cls, reader):
-        s = {
-            "hidden_size": reader.integer("hidden_size", low=1),
-            "n_layers": reader.integer("n_layers", low=1),
-            "n_heads": reader.integer("n_heads", low=1),
-            "dropout": reader.number("dropout", low=0, high=1, high_open=True),
-            "steps": reader.integer("steps", low=1),
+        s = super().read_settings(reader)
+        s.update({
             "noise_schedule": reader.choice("noise_schedule", SCHEDULES),
             "noise_scale": reader.number("noise_scale", low=0, low_open=True),
             "noise_min": reader.number("noise_min", low=0),
             "noise_max": reader.number("noise_max", low=0),
             "embedding_noise": reader.number("embedding_noise", low=0),
             "history_num_per_term": reader.integer("history_num_per_term", low=1),
-        }
+        })
         s["inference_step"] = reader.integer("inference_step", low=0, high=s["steps"] - 1, high_name="steps - 1")
         s["inference_draws"] = reader.integer("inference_draws", low=1)
-        if s["hidden_size"] % s["n_heads"]:
-            raise SettingError("n_heads", s["n_heads"], f"must divide hidden_size={s['hidden_size']}")
         if s["noise_schedule"] in ("linear", "linear-var") and s["noise_min"] >= s["noise_max"]:
             raise SettingError("noise_min", s["noise_min"], f"must be below noise_max={s['noise_max']}")
         return s
