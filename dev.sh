@@ -40,10 +40,11 @@ if ! "$VENV/bin/python" -c "import recbole, recbole_diffrec, pytest, hypothesis"
   # torch first, pinned. On Python 3.11 this is a CPU build from this machine's disk; on 3.10, 3.12 and 3.13
   # PyPI serves a CUDA build of several GB (it runs on the CPU too). A bare 'torch' would fetch the newest.
   "$VENV/bin/pip" install -q "torch==${TORCH_VERSION:-2.13.0}"
-  # RecBole without its dependencies: its metadata pins ray<=2.6.3, which has no wheels for Python 3.12+ and
-  # which recbole-diffrec never imports; setup.py lists what RecBole needs at run time instead.
-  "$VENV/bin/pip" install -q --no-deps "recbole==1.2.1"
   "$VENV/bin/pip" install -q ".[test]"
+  # RecBole without its dependencies, last (so no later install re-checks its metadata): it pins ray<=2.6.3,
+  # which has no wheels for Python 3.12+ and which recbole-diffrec never imports; setup.py lists what RecBole
+  # needs at run time instead.
+  "$VENV/bin/pip" install -q --no-deps "recbole==1.2.1"
   touch "$VENV/.installed"
 fi
 

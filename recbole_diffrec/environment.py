@@ -8,7 +8,7 @@ import sys
 RECBOLE_VERSION = "1.2.1"
 # RecBole's metadata pins ray<=2.6.3 (no wheels for Python 3.12+), which recbole-diffrec never imports: RecBole
 # goes in without its dependencies, and recbole-diffrec's own requirements bring what RecBole needs.
-FIX = (f"pip install --no-deps recbole=={RECBOLE_VERSION} && pip install <recbole-diffrec's folder> "
+FIX = (f"pip install <recbole-diffrec's folder> && pip install --no-deps recbole=={RECBOLE_VERSION} "
        "(or: bash dev.sh run, which does both)")
 
 

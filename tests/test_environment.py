@@ -23,7 +23,8 @@ def test_no_recbole(monkeypatch):
 
     monkeypatch.setattr(importlib.metadata, "version", version)
     problem = environment.recbole_problem()
-    assert problem.startswith("RecBole is not installed; fix: pip install --no-deps recbole==1.2.1 && pip install")
+    assert problem.startswith("RecBole is not installed; fix: pip install <recbole-diffrec's folder> && "
+                              "pip install --no-deps recbole==1.2.1")
 
 
 def test_another_recbole_version(monkeypatch):
