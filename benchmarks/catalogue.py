@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 MODELS = {"DiffRec": {"dims_dnn": [1000]}, "LDiffRec": {"n_cate": 2, "in_dims": [300], "dims_dnn": [300]}}
 
 
-def child(tree, model, precision, data_path, dataset="catalogue-synth", train=True):
+def child(tree, model, precision, data_path, dataset="catalogue-synth", train=True, evaluate=True):
     sys.path.insert(0, str(Path(tree).resolve()))
     import torch
 
@@ -42,9 +42,11 @@ def child(tree, model, precision, data_path, dataset="catalogue-synth", train=Tr
         start = time.perf_counter()
         trainer._train_epoch(train_data, 0)
         epoch = time.perf_counter() - start
-    start = time.perf_counter()
-    result = trainer.evaluate(test, load_best_model=False)
-    evaluation = time.perf_counter() - start
+    evaluation, result = float("nan"), {"ndcg@10": float("nan")}
+    if evaluate:
+        start = time.perf_counter()
+        result = trainer.evaluate(test, load_best_model=False)
+        evaluation = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"epoch_s": epoch, "eval_s": evaluation, "peak_mb": peak, "batches": len(train_data),
                       "users": len(test.uid_list) if hasattr(test, "uid_list") else None,
@@ -69,17 +71,20 @@ def main():
     parser.add_argument("--out", default="catalogue-cpu.md")
     parser.add_argument("--dataset", default="catalogue-synth", help="e.g. amazon-book-synth (synthetic.py)")
     parser.add_argument("--evaluation_only", action="store_true", help="time the full evaluation alone")
+    parser.add_argument("--training_only", action="store_true", help="time the training epoch alone")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        return child(*args.child, args.data_path, args.dataset, not args.evaluation_only)
+        return child(*args.child, args.data_path, args.dataset, not args.evaluation_only, not args.training_only)
     names = args.names or [Path(t).name for t in args.trees]
     rows = {}
     for model in args.models:
         for precision in args.precisions:
             for tree, name in zip(args.trees, names):
                 command = [sys.executable, __file__, "--child", tree, model, precision, "--data_path", args.data_path,
-                           "--dataset", args.dataset] + (["--evaluation_only"] if args.evaluation_only else [])
+                           "--dataset", args.dataset]
+                command += ["--evaluation_only"] if args.evaluation_only else []
+                command += ["--training_only"] if args.training_only else []
                 proc = subprocess.run(command, capture_output=True, text=True,
                                       env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
                 if proc.returncode:
@@ -97,8 +102,9 @@ def main():
     for (model, precision, name), r in rows.items():
         ref = rows[model, precision, base]
         ratio = "n/a" if r["epoch_s"] != r["epoch_s"] else f"{ref['epoch_s'] / r['epoch_s']:.2f}x"
+        eval_ratio = "n/a" if r["eval_s"] != r["eval_s"] else f"{ref['eval_s'] / r['eval_s']:.2f}x"
         lines.append(f"| {model} | {precision} | {name} | {r['epoch_s']:.1f} | {ratio} | "
-                     f"{r['eval_s']:.1f} | {ref['eval_s'] / r['eval_s']:.2f}x | {r['peak_mb']:.0f} | {r['ndcg@10']:.4f} |")
+                     f"{r['eval_s']:.1f} | {eval_ratio} | {r['peak_mb']:.0f} | {r['ndcg@10']:.4f} |")
     first = next(iter(rows.values()))
     lines += ["", f"{first['items'] - 1:,} items (RecBole adds the padding id), {first['users']:,} users evaluated; "
               f"{first['batches']} training batches of 400 users; the models' settings: {MODELS}, steps 5."]
