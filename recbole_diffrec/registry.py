@@ -15,8 +15,10 @@ from recbole.utils import get_model as recbole_get_model
 from recbole.utils import get_trainer as recbole_get_trainer
 
 from recbole_diffrec.errors import SettingError
-from recbole_diffrec.models.base import DiffusionRecommender
-from recbole_diffrec.models.diffurec import SequentialDiffusionRecommender
+from recbole_diffrec.models.base import (
+    DiffusionRecommender,
+    SequentialDiffusionRecommender,
+)
 from recbole_diffrec.training.trainer import DiffusionTrainer, SafeCheckpointMixin
 
 RECBOLE_PREFIX = "recbole."

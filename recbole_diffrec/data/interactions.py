@@ -65,40 +65,41 @@ class InteractionRows(nn.Module):
     def nnz(self):
         return int(self.indices.numel())
 
-    def dense(self, users, exact_count=None):
-        """Dense rows (len(users), n_items), float32, on the buffers' device. `exact_count` (default: on
-        the CPU) sizes the flat index by the batch's exact non-zero count instead of the bound."""
+    def _nonzeros(self, users, exact):
+        """(row, source, valid, offsets) of the batch's non-zeros: for each position of a flat index, the
+        batch row it belongs to, where its value is stored, whether it is one (with `exact` the index holds
+        exactly the batch's non-zeros; otherwise an upper bound known on the host, padding marked invalid),
+        and the offset of every row's first non-zero."""
         batch = users.shape[0]
-        device = self.indptr.device
         starts = self.indptr[users]
         lengths = self.indptr[users + 1] - starts
         ends = torch.cumsum(lengths, 0)
-        if device.type == "cpu" if exact_count is None else exact_count:
-            # nothing to wait for on the CPU: the exact count costs less than the padding
-            bound = int(ends[-1]) if batch else 0
+        if exact:
+            count = int(ends[-1]) if batch else 0
         else:  # reading the count would sync with the device; the bound needs no read
-            bound = int(self._bound[min(batch, self.n_users)])
-        flat = torch.arange(bound, device=device)
+            count = int(self._bound[min(batch, self.n_users)])
+        flat = torch.arange(count, device=starts.device)
         row = torch.searchsorted(ends, flat, right=True)  # == batch past the batch's last non-zero
-        safe_row = row.clamp_max(batch - 1)
+        safe_row = row.clamp_max(max(batch - 1, 0))
         source = starts[safe_row] + flat - (ends[safe_row] - lengths[safe_row])
         valid = row < batch
-        source = torch.where(valid, source, torch.zeros_like(source))
-        out = torch.zeros(batch + 1, self.n_items, device=device)  # the extra row takes the padding
+        return row, torch.where(valid, source, torch.zeros_like(source)), valid, ends - lengths
+
+    def dense(self, users, exact_count=None):
+        """Dense rows (len(users), n_items), float32, on the buffers' device. `exact_count` (default: on
+        the CPU, where the exact count costs less than the padding) sizes the flat index by the batch's exact
+        non-zero count instead of the bound."""
+        exact = self.indptr.device.type == "cpu" if exact_count is None else exact_count
+        row, source, valid, _ = self._nonzeros(users, exact)
+        out = torch.zeros(users.shape[0] + 1, self.n_items, device=self.indptr.device)  # the extra row: padding
         out[row, self.indices[source]] = torch.where(valid, self.values[source], torch.zeros_like(self.values[source]))
-        return out[:batch]
+        return out[:users.shape[0]]
 
     def sparse(self, users):
         """The batch's rows as :class:`~recbole_diffrec.core.sparse.SparseRows` (their exact non-zeros; on a
         GPU reading their count waits for the device once)."""
-        starts = self.indptr[users]
-        lengths = self.indptr[users + 1] - starts
-        ends = torch.cumsum(lengths, 0)
-        total = int(ends[-1]) if users.shape[0] else 0
-        flat = torch.arange(total, device=starts.device)
-        row = torch.searchsorted(ends, flat, right=True)
-        source = starts[row] + flat - (ends[row] - lengths[row])
-        return SparseRows(ends - lengths, self.indices[source], self.values[source], self.n_items)
+        _, source, _, offsets = self._nonzeros(users, exact=True)
+        return SparseRows(offsets, self.indices[source], self.values[source], self.n_items)
 
     def to_scipy(self):
         """The matrix as scipy CSR on the host (for tests and tools)."""

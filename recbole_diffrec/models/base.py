@@ -1,4 +1,4 @@
-"""The shared base of recbole-diffrec's models: RecBole glue around the diffusion core.
+"""The shared bases of recbole-diffrec's models (general and sequential): RecBole glue around the diffusion core.
 
 A subclass says what it diffuses (items, or a latent code) and how its inputs are weighted; the base
 reads and validates the diffusion settings (the model's keys only: the trainer reads its own), holds the
@@ -6,7 +6,7 @@ training interactions on the model's device, and computes the one diffusion loss
 """
 
 import numpy as np
-from recbole.model.abstract_recommender import GeneralRecommender
+from recbole.model.abstract_recommender import GeneralRecommender, SequentialRecommender
 from recbole.utils import InputType, ModelType
 
 from recbole_diffrec.core import (
@@ -154,3 +154,53 @@ class DiffusionRecommender(GeneralRecommender):
     def optimizer_groups(self, learning_rate):
         """Parameter groups for the optimizer; one group at the configured learning rate by default."""
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": learning_rate}]
+
+
+class SequentialDiffusionRecommender(SequentialRecommender):
+    """Base of recbole-diffrec's sequential models: settings read and checked before any data loads, and
+    what recbole-diffrec's trainer asks of a model. Not a model on its own."""
+
+    abstract = True
+    input_type = InputType.POINTWISE
+    type = ModelType.SEQUENTIAL
+
+    @classmethod
+    def read_settings(cls, reader):
+        """The Transformer's and the diffusion's shared keys; a model adds its own."""
+        s = {
+            "hidden_size": reader.integer("hidden_size", low=1),
+            "n_layers": reader.integer("n_layers", low=1),
+            "n_heads": reader.integer("n_heads", low=1),
+            "dropout": reader.number("dropout", low=0, high=1, high_open=True),
+            "steps": reader.integer("steps", low=1),
+        }
+        if s["hidden_size"] % s["n_heads"]:
+            raise SettingError("n_heads", s["n_heads"], f"must divide hidden_size={s['hidden_size']}")
+        return s
+
+    @classmethod
+    def validate_config(cls, config):
+        s = cls.read_settings(SettingsReader(config))
+        negatives = config["train_neg_sample_args"]
+        if negatives is not None and (negatives or {}).get("distribution", "none") != "none":
+            raise SettingError("train_neg_sample_args", config["train_neg_sample_args"],
+                               f"must be None: {cls.__name__} trains with cross-entropy over all items")
+        return s
+
+    @classmethod
+    def validate_dataset(cls, dataset):
+        if len(dataset.inter_feat) == 0:
+            raise DataError(f"dataset {dataset.dataset_name!r} has no interactions left after filtering")
+
+    def __init__(self, config, dataset):
+        super().__init__(config, dataset)
+        self.settings = self.read_settings(SettingsReader(config))
+
+    def epoch_finished(self):
+        """Called by the trainer after every training epoch."""
+
+    def optimizer_groups(self, learning_rate):
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": learning_rate}]
+
+    def last_positions(self, interaction):
+        return interaction[self.ITEM_SEQ_LEN] - 1

@@ -15,64 +15,11 @@ with sampling noise, and ranks items by their inner product with the result.
 
 import torch
 import torch.nn.functional as F
-from recbole.model.abstract_recommender import SequentialRecommender
-from recbole.utils import InputType, ModelType
 from torch import nn
 
 from recbole_diffrec.core import GaussianDiffusion
-from recbole_diffrec.errors import DataError
+from recbole_diffrec.models.base import SequentialDiffusionRecommender
 from recbole_diffrec.networks.transformer import DiffuRecApproximator, LayerNorm
-from recbole_diffrec.settings import SettingError, SettingsReader
-
-
-class SequentialDiffusionRecommender(SequentialRecommender):
-    """Base of recbole-diffrec's sequential models: settings read and checked before any data loads, and
-    what recbole-diffrec's trainer asks of a model. Not a model on its own."""
-
-    abstract = True
-    input_type = InputType.POINTWISE
-    type = ModelType.SEQUENTIAL
-
-    @classmethod
-    def read_settings(cls, reader):
-        """The Transformer's and the diffusion's shared keys; a model adds its own."""
-        s = {
-            "hidden_size": reader.integer("hidden_size", low=1),
-            "n_layers": reader.integer("n_layers", low=1),
-            "n_heads": reader.integer("n_heads", low=1),
-            "dropout": reader.number("dropout", low=0, high=1, high_open=True),
-            "steps": reader.integer("steps", low=1),
-        }
-        if s["hidden_size"] % s["n_heads"]:
-            raise SettingError("n_heads", s["n_heads"], f"must divide hidden_size={s['hidden_size']}")
-        return s
-
-    @classmethod
-    def validate_config(cls, config):
-        s = cls.read_settings(SettingsReader(config))
-        negatives = config["train_neg_sample_args"]
-        if negatives is not None and (negatives or {}).get("distribution", "none") != "none":
-            raise SettingError("train_neg_sample_args", config["train_neg_sample_args"],
-                               f"must be None: {cls.__name__} trains with cross-entropy over all items")
-        return s
-
-    @classmethod
-    def validate_dataset(cls, dataset):
-        if len(dataset.inter_feat) == 0:
-            raise DataError(f"dataset {dataset.dataset_name!r} has no interactions left after filtering")
-
-    def __init__(self, config, dataset):
-        super().__init__(config, dataset)
-        self.settings = self.read_settings(SettingsReader(config))
-
-    def epoch_finished(self):
-        """Called by the trainer after every training epoch."""
-
-    def optimizer_groups(self, learning_rate):
-        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": learning_rate}]
-
-    def last_positions(self, interaction):
-        return interaction[self.ITEM_SEQ_LEN] - 1
 
 
 class DiffuRec(SequentialDiffusionRecommender):

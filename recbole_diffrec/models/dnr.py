@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recbole_diffrec.core import SCHEDULES, GaussianDiffusion, TimestepSampler
-from recbole_diffrec.models.diffurec import SequentialDiffusionRecommender
+from recbole_diffrec.models.base import SequentialDiffusionRecommender
 from recbole_diffrec.networks.denoiser import timestep_embedding
 from recbole_diffrec.settings import SettingError
 

@@ -14,6 +14,7 @@ import uuid
 import numpy as np
 import torch
 from recbole.data.interaction import Interaction
+from recbole.evaluator.register import metrics_dict
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 from tqdm import tqdm
@@ -49,8 +50,6 @@ def read_trainer_settings(reader):
 def read_run_settings(reader):
     """Check RecBole's own training and evaluation settings that RecBole accepts although they cannot work
     (a learning rate of 0 trains nothing; a validation metric at a k not computed fails after training)."""
-    from recbole.evaluator.register import metrics_dict
-
     s = {
         "learning_rate": reader.number("learning_rate", low=0, low_open=True),
         "epochs": reader.integer("epochs", low=1),
