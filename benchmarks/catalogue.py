@@ -13,12 +13,13 @@ out with `git worktree add`). Writes benchmarks/results/catalogue-<name>.md with
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import cpu
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = {"DiffRec": {"dims_dnn": [1000]}, "LDiffRec": {"n_cate": 2, "in_dims": [300], "dims_dnn": [300]}}
@@ -51,14 +52,6 @@ def child(tree, model, precision, data_path, dataset="catalogue-synth", train=Tr
     print(json.dumps({"epoch_s": epoch, "eval_s": evaluation, "peak_mb": peak, "batches": len(train_data),
                       "users": len(test.uid_list) if hasattr(test, "uid_list") else None,
                       "items": net.n_items, "ndcg@10": float(result["ndcg@10"])}))
-
-
-def cpu():
-    info = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-    model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("Model name")), platform.processor())
-    flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("Flags")), [])
-    wanted = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return f"{model}; flags: {' '.join(wanted) or 'none of avx2/avx512f/avx512_bf16/amx_bf16'}"
 
 
 def main():

@@ -10,6 +10,13 @@ benchmarks/configs/<dataset>/Model@variant.yaml and is labelled so in the table.
     python benchmarks/compare.py --dataset ml-1m_clean --config_files dataset_configs/ml-1m_clean.yaml \
         --models DiffRec TDiffRec LDiffRec recbole.DiffRec EASE MultiVAE LightGCN BPR ItemKNN Pop \
         --seeds 2020 2021 2022
+
+Sequential protocols name their metrics and the table's file, and may put published numbers beside ours:
+
+    python benchmarks/compare.py --dataset beauty-u4000 --table beauty \
+        --config_files dataset_configs/beauty.yaml --metrics hit@5 hit@10 hit@20 ndcg@5 ndcg@10 ndcg@20 \
+        --rank_by ndcg@10 --paper benchmarks/configs/beauty-u4000/paper.yaml \
+        --notes benchmarks/configs/beauty-u4000/notes.md --models SASRec GRU4Rec Pop --seeds 2020 2021 2022
 """
 
 import argparse
@@ -25,8 +32,21 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 METRICS = ["recall@10", "recall@20", "ndcg@10", "ndcg@20"]
-FIELDS = ["model", "seed", *[f"test_{m}" for m in METRICS], *[f"valid_{m}" for m in METRICS],
-          "epochs", "seconds_per_epoch", "total_seconds", "params", "peak_host_mb", "settings", "config_files"]
+RUN_FIELDS = ["epochs", "seconds_per_epoch", "total_seconds", "params", "peak_host_mb", "settings", "config_files",
+              "epoch_budget"]
+SHORT = {"recall": "R", "ndcg": "N", "hit": "HR", "precision": "P", "mrr": "MRR"}
+
+
+def fields(metrics):
+    return ["model", "seed", *[f"test_{m}" for m in metrics], *[f"valid_{m}" for m in metrics], *RUN_FIELDS]
+
+
+FIELDS = fields(METRICS)
+
+
+def label(metric):
+    name, k = metric.split("@")
+    return f"{SHORT.get(name, name)}@{k}"
 
 
 def child(label, seed, dataset, config_files, extra):
@@ -47,9 +67,9 @@ def child(label, seed, dataset, config_files, extra):
     valid_result = trainer.best_valid_result or {}
     return {
         "model": label, "seed": seed,
-        **{f"test_{m}": float(test_result[m]) for m in METRICS},
-        **{f"valid_{m}": float(valid_result.get(m, float("nan"))) for m in METRICS},
-        "epochs": epochs, "seconds_per_epoch": fit_seconds / epochs,
+        **{f"test_{m}": float(v) for m, v in test_result.items()},
+        **{f"valid_{m}": float(v) for m, v in valid_result.items()},
+        "epochs": epochs, "epoch_budget": config["epochs"], "seconds_per_epoch": fit_seconds / epochs,
         "total_seconds": time.perf_counter() - start,
         "params": sum(p.numel() for p in net.parameters()),
         "peak_host_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -115,37 +135,68 @@ def model_settings(dataset, model):
     return {**model_settings(dataset, base), **settings} if base else settings
 
 
-def write_report(dataset, csv_path):
-    import numpy as np
+def csv_fields(csv_path):
+    with open(csv_path) as handle:
+        return next(csv.reader(handle))
 
+
+def csv_metrics(csv_path):
+    """The metrics a results CSV holds, in its column order."""
+    return [f[len("test_"):] for f in csv_fields(csv_path) if f.startswith("test_")]
+
+
+def write_report(dataset, csv_path, metrics=None, rank_by=None, paper=None, notes=None):
+    """results/<table>.md and .png from the CSV. ``paper``: a yaml file {source: text, rows: {row: {metric:
+    value}}} of published numbers, shown beside ours; ``notes``: a markdown file put under the intro."""
+    import numpy as np
+    import yaml
+
+    metrics = metrics or csv_metrics(csv_path)
     rows = list(csv.DictReader(open(csv_path)))
     models = list(dict.fromkeys(r["model"] for r in rows))
+    published = yaml.safe_load(Path(paper).read_text()) if paper else {"rows": {}}
+    paper_metrics = list(dict.fromkeys(m for values in published["rows"].values() for m in values))
     out = [f"# {dataset}: side by side", "",
            "Test metrics, mean ± std over seeds (full ranking; model selection on validation). "
            "Produced by `benchmarks/compare.py`; each row's settings are listed below the table. "
            "Rows of recbole-diffrec's models without `train_precision` in their settings ran with the default, "
            "`auto`: bfloat16 autocast of the training step on a CPU with native bfloat16, float32 elsewhere. "
            "Keys a row does not list take the model's defaults (`properties/` for recbole-diffrec's models) "
-           "as of the commit that added the row.", "",
-           "| model | seeds | R@10 | R@20 | N@10 | N@20 | s/epoch | total s | params | peak MB |",
-           "|---|---|---|---|---|---|---|---|---|---|"]
+           "as of the commit that added the row. Epochs: trained / the row's budget (fewer: early stop).", ""]
+    if notes:
+        out += [Path(notes).read_text().strip(), ""]
+    paper_cells = [f"paper {label(m)}" for m in paper_metrics]
+    header = ["model", "seeds", "epochs", *map(label, metrics), *paper_cells, "s/epoch", "total s", "params",
+              "peak MB"]
+    out += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     summary, spread = {}, {}
 
     def params(n):  # RecBole's non-parametric models (EASE, ItemKNN, Pop) report a placeholder parameter
         return f"{int(n):,}" if n > 1 else "n/a"
 
+    def epochs(mine):
+        trained = sorted({int(float(r["epochs"])) for r in mine})
+        budgets = {r.get("epoch_budget") or "" for r in mine}
+        text = "/".join(map(str, trained)) if len(trained) <= 3 else f"{trained[0]}-{trained[-1]}"
+        return f"{text} / {int(float(budgets.pop()))}" if len(budgets) == 1 and "" not in budgets else text
+
     for model in models:
         mine = [r for r in rows if r["model"] == model]
         cells = []
-        for m in METRICS:
+        for m in metrics:
             values = np.array([float(r[f"test_{m}"]) for r in mine])
             summary.setdefault(model, {})[m] = values.mean()
             spread.setdefault(model, {})[m] = values.std()
             cells.append(f"{summary[model][m]:.4f} ± {spread[model][m]:.4f}")
+        base = model.split("@")[0].removeprefix("recbole.")
+        cells += [f"{published['rows'][base][m]:.4f}" if m in published["rows"].get(base, {}) else ""
+                  for m in paper_metrics]
         mean = lambda k: np.mean([float(r[k]) for r in mine])  # noqa: E731
-        out.append(f"| {model} | {len(mine)} | " + " | ".join(cells) +
+        out.append(f"| {model} | {len(mine)} | {epochs(mine)} | " + " | ".join(cells) +
                    f" | {mean('seconds_per_epoch'):.2f} | {mean('total_seconds'):.0f} | {params(mean('params'))} |"
                    f" {mean('peak_host_mb'):.0f} |")
+    if paper_metrics:
+        out += ["", f"Paper columns: {published['source']}"]
     sys.path.insert(0, str(REPO))
     from recbole_diffrec.registry import model_classes
 
@@ -153,7 +204,7 @@ def write_report(dataset, csv_path):
     baselines = [m for m in models if m not in ours]
     if ours and baselines:
         out += ["", "## Against the baselines", ""]
-        for metric in ("recall@20", "ndcg@20"):
+        for metric in [m for m in ("recall@20", "ndcg@20") if m in metrics] or metrics[-2:]:
             best = max(baselines, key=lambda m: summary[m][metric])
             for m in ours:
                 verdict = "beats" if summary[m][metric] > summary[best][metric] else "does NOT beat"
@@ -174,17 +225,20 @@ def write_report(dataset, csv_path):
     except ImportError:
         print("matplotlib is not installed: no chart (pip install '.[bench]')")
         return
-    plt.close(plot_summary(dataset, summary, spread, ours, baselines, csv_path.with_suffix(".png"), plt))
+    plt.close(plot_summary(dataset, summary, spread, ours, baselines, csv_path.with_suffix(".png"), plt, metrics,
+                           rank_by))
 
 
-def plot_summary(dataset, summary, spread, ours, baselines, path, plt):
-    """One panel per metric, one line per row, best test Recall@20 at the top: a dot at the mean over
-    seeds with a bar of +- one standard deviation, recbole-diffrec's rows in colour and the baselines in
-    grey, and a dashed line at the best baseline of each metric. Dots on an axis fitted to the values (not
-    bars from zero) so that differences of a few percent stay visible with dozens of rows."""
-    order = sorted(summary, key=lambda m: summary[m]["recall@20"])  # plotted bottom-up: best at the top
-    fig, axes = plt.subplots(1, len(METRICS), sharey=True, figsize=(3.6 * len(METRICS), 1.4 + 0.3 * len(order)))
-    for ax, metric in zip(axes, METRICS):
+def plot_summary(dataset, summary, spread, ours, baselines, path, plt, metrics=METRICS, rank_by=None):
+    """One panel per metric, one line per row, best test ``rank_by`` (default Recall@20, else the second
+    metric) at the top: a dot at the mean over seeds with a bar of +- one standard deviation,
+    recbole-diffrec's rows in colour and the baselines in grey, and a dashed line at the best baseline of each
+    metric. Dots on an axis fitted to the values (not bars from zero) so that differences of a few percent
+    stay visible with dozens of rows."""
+    rank_by = rank_by or ("recall@20" if "recall@20" in metrics else metrics[min(1, len(metrics) - 1)])
+    order = sorted(summary, key=lambda m: summary[m][rank_by])  # plotted bottom-up: best at the top
+    fig, axes = plt.subplots(1, len(metrics), sharey=True, figsize=(3.6 * len(metrics), 1.4 + 0.3 * len(order)))
+    for ax, metric in zip(axes, metrics):
         for y, model in enumerate(order):
             ax.errorbar(summary[model][metric], y, xerr=spread[model][metric], fmt="o", capsize=2, markersize=4,
                         color="tab:blue" if model in ours else "tab:gray")
@@ -212,6 +266,12 @@ def main():
     parser.add_argument("--results_dir", default=str(REPO / "results"), help="where the csv, md and png go")
     parser.add_argument("--workdir", default=str(REPO), help="the runs' working folder (their log/ and saved/); "
                         "relative paths in the config files, such as data_path, are read from it")
+    parser.add_argument("--table", default=None, help="name of the results files (default: the dataset's)")
+    parser.add_argument("--metrics", nargs="+", default=None,
+                        help=f"the table's metrics, as RecBole names them (default: {' '.join(METRICS)}, or the CSV's)")
+    parser.add_argument("--rank_by", default=None, help="the metric that orders the chart's rows")
+    parser.add_argument("--paper", default=None, help="yaml of published numbers to show beside ours")
+    parser.add_argument("--notes", default=None, help="markdown put under the table's intro")
     parser.add_argument("--report_only", action="store_true", help="rebuild the md/png from the CSV")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -224,7 +284,8 @@ def main():
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
-    csv_path = results / f"{args.dataset}.csv"
+    csv_path = results / f"{args.table or args.dataset}.csv"
+    metrics = args.metrics or (csv_metrics(csv_path) if csv_path.exists() else METRICS)
     if not args.report_only:
         done = {(r["model"], r["seed"]) for r in csv.DictReader(open(csv_path))} if csv_path.exists() else set()
         jobs = [(m, s) for m in args.models for s in args.seeds if (m, str(s)) not in done]
@@ -236,17 +297,22 @@ def main():
                 print(f"    FAILED ({code}): {tail[-1:]}", flush=True)
                 continue
             row = json.loads(line[0][len("RESULT "):])
-            print(f"    test R@20 {row['test_recall@20']:.4f} N@20 {row['test_ndcg@20']:.4f} "
-                  f"({row['epochs']} epochs, {row['total_seconds']:.0f} s)", flush=True)
+            missing = [m for m in metrics if f"test_{m}" not in row]
+            if missing:
+                print(f"    FAILED: the run reported no {', '.join(missing)} (its config's metrics and topk)")
+                continue
+            print("    test " + " ".join(f"{label(m)} {row[f'test_{m}']:.4f}" for m in metrics) +
+                  f" ({row['epochs']} epochs, {row['total_seconds']:.0f} s)", flush=True)
             new = not csv_path.exists()
             with open(csv_path, "a", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=FIELDS)
+                writer = csv.DictWriter(handle, fieldnames=fields(metrics) if new else csv_fields(csv_path),
+                                        extrasaction="ignore")
                 if new:
                     writer.writeheader()
                 writer.writerow(row)
     if not csv_path.exists():
         raise SystemExit(f"no results for {args.dataset} yet ({csv_path} does not exist)")
-    write_report(args.dataset, csv_path)
+    write_report(args.dataset, csv_path, metrics, args.rank_by, args.paper, args.notes)
     print(f"wrote {csv_path.with_suffix('.md')}")
 
 

@@ -148,3 +148,33 @@ def test_the_table_lists_each_rows_seeds_in_numeric_order(tmp_path):
     table = (tmp_path / "toy.md").read_text()
     assert "| Pop | 3 |" in table
     assert "; seeds 2, 10, 11" in table
+
+
+def test_a_sequential_table_has_its_metrics_epochs_and_the_papers_numbers(tmp_path):
+    """HR/NDCG columns named by the CSV, epochs trained / budget, published numbers beside ours (blank where the
+    paper has none), and the chart ranked by the chosen metric."""
+    compare = _benchmark("compare")
+    metrics = ["hit@10", "ndcg@10"]
+    path = tmp_path / "seq.csv"
+    runs = [("SASRec", "1", 0.06, 0.03, 12, 100), ("SASRec", "2", 0.08, 0.05, 20, 100),
+            ("GRU4Rec", "1", 0.04, 0.02, 9, 100), ("DiffuRec@equal-budget", "1", 0.02, 0.01, 6, 6)]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=compare.fields(metrics))
+        writer.writeheader()
+        for model, seed, hit, ndcg, epochs, budget in runs:
+            writer.writerow({**dict.fromkeys(compare.fields(metrics), "1"), "model": model, "seed": seed,
+                             "test_hit@10": hit, "test_ndcg@10": ndcg, "epochs": epochs, "epoch_budget": budget,
+                             "settings": "{}", "config_files": "seq.yaml"})
+    paper = tmp_path / "paper.yaml"
+    paper.write_text("source: a paper, Table 3\nrows:\n  SASRec: {hit@10: 0.0626}\n  DiffuRec: {hit@10: 0.0791}\n")
+    notes = tmp_path / "notes.md"
+    notes.write_text("A fixed sample of users.")
+    assert compare.csv_metrics(path) == metrics
+    compare.write_report("seq", path, paper=paper, notes=notes, rank_by="ndcg@10")
+    table = (tmp_path / "seq.md").read_text().splitlines()
+    assert "| model | seeds | epochs | HR@10 | N@10 | paper HR@10 | s/epoch |" in table[table.index("A fixed sample of users.") + 2]
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in table if line.startswith("| ") and "---" not in line}
+    assert rows["SASRec"][1:6] == ["2", "12/20 / 100", "0.0700 ± 0.0100", "0.0400 ± 0.0100", "0.0626"]
+    assert rows["DiffuRec@equal-budget"][2:6] == ["6 / 6", "0.0200 ± 0.0000", "0.0100 ± 0.0000", "0.0791"]
+    assert rows["GRU4Rec"][5] == ""
+    assert "Paper columns: a paper, Table 3" in table

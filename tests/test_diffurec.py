@@ -85,6 +85,37 @@ def test_sequences_convert_to_time_ordered_interactions(tmp_path):
         convert_sequences(tmp_path / "bad.txt", tmp_path / "out")
 
 
+def test_a_user_sample_keeps_whole_sequences_of_a_seeded_draw(tmp_path):
+    from recbole_diffrec.data import convert
+
+    src = tmp_path / "toy.txt"
+    src.write_text("".join(f"{u} " + " ".join(str(10 * u + k) for k in range(u % 4 + 2)) + "\n" for u in range(1, 41)))
+    target = convert.convert_sequences(src, tmp_path / "out", "toy7", sample=7, sample_seed=3)
+    rows = [line.split("\t") for line in (target / "toy7.inter").read_text().splitlines()[1:]]
+    users = sorted({int(r[0]) for r in rows})
+    assert len(users) == 7
+    for user in users:  # every kept user's whole sequence, in order
+        mine = [r for r in rows if int(r[0]) == user]
+        assert [int(r[1]) for r in mine] == [10 * user + k for k in range(user % 4 + 2)]
+        assert [int(float(r[2])) for r in mine] == list(range(user % 4 + 2))
+    again = convert.convert_sequences(src, tmp_path / "again", "toy7", sample=7, sample_seed=3)
+    assert (again / "toy7.inter").read_text() == (target / "toy7.inter").read_text()  # fixed by (n, seed)
+    other = convert.convert_sequences(src, tmp_path / "other", "toy7", sample=7, sample_seed=4)
+    assert (other / "toy7.inter").read_text() != (target / "toy7.inter").read_text()
+    with pytest.raises(convert.DataError, match="sample_users=41: must be between 1 and 40"):
+        convert.convert_sequences(src, tmp_path / "bad", "bad", sample=41)
+
+
+def test_the_converter_refuses_a_sample_of_the_split_folder(tmp_path, capsys):
+    from recbole_diffrec.data import convert
+
+    (tmp_path / "split").mkdir()
+    with pytest.raises(SystemExit) as exit_:
+        convert.main([str(tmp_path / "split"), "--sample_users", "5"])
+    assert exit_.value.code == 2
+    assert "--sample_users applies to a sequences file" in capsys.readouterr().err
+
+
 @pytest.mark.slow
 def test_diffurec_trains_and_tests_on_ml100k_with_the_sequential_protocol(workdir):
     from recbole_diffrec.pipeline import prepare, run

@@ -7,6 +7,10 @@
 
     recbole-diffrec convert ../shared/datasets/seq/beauty/beauty.txt --out dataset --name beauty
 
+``--sample_users N`` keeps the sequences of N users drawn without replacement by a seeded generator
+(``--sample_seed``, default 0): the same N and seed give the same users on every machine, so a comparison on a
+sample names it by (N, seed) and any model can be run on exactly those users.
+
 For the DiffRec split:
 
 Input: a folder with ``train_list.npy``, ``valid_list.npy``, ``test_list.npy`` (int [user, item] rows,
@@ -112,11 +116,25 @@ def load_sequences(path):
     return np.concatenate(users), np.concatenate(items), np.concatenate(positions)
 
 
-def convert_sequences(src, out="dataset", name=None, overwrite=False):
-    """Write ``<out>/<name>/<name>.inter`` from a sequences file; returns the dataset folder."""
+def sample_users(users, n, seed=0):
+    """Boolean mask over the rows of the users of a seeded draw of ``n`` distinct users (sorted ids, then
+    numpy's PCG64 ``choice`` without replacement: fixed by (n, seed))."""
+    distinct = np.unique(users)
+    if not 1 <= n <= len(distinct):
+        raise DataError(f"invalid setting sample_users={n}: must be between 1 and {len(distinct)}, the users there are")
+    chosen = np.random.default_rng(seed).choice(distinct, size=n, replace=False)
+    return np.isin(users, chosen)
+
+
+def convert_sequences(src, out="dataset", name=None, overwrite=False, sample=None, sample_seed=0):
+    """Write ``<out>/<name>/<name>.inter`` from a sequences file, all users or a seeded sample of ``sample``
+    of them; returns the dataset folder."""
     src = Path(src)
     name = name or src.stem
     users, items, positions = load_sequences(src)
+    if sample is not None:
+        keep = sample_users(users, sample, sample_seed)
+        users, items, positions = users[keep], items[keep], positions[keep]
     target = Path(out) / name
     path = target / f"{name}.inter"
     if path.exists() and not overwrite:
@@ -137,13 +155,19 @@ def main(argv=None, prog="recbole-diffrec convert"):
     parser.add_argument("--out", default="dataset", help="RecBole data_path to write into (default: dataset)")
     parser.add_argument("--name", default=None, help="dataset name (default: the source folder's name)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing files")
+    parser.add_argument("--sample_users", type=int, default=None, metavar="N",
+                        help="sequences file only: keep a seeded draw of N users (default: all)")
+    parser.add_argument("--sample_seed", type=int, default=0, help="seed of --sample_users (default: 0)")
     args = parser.parse_args(argv)
     if not Path(args.src).exists():
         parser.error(f"{args.src}: no such folder or file (a folder holds train_list.npy, valid_list.npy, "
                      "test_list.npy; a file one sequence per line)")
     try:
         if Path(args.src).is_file():
-            target = convert_sequences(args.src, args.out, args.name, args.overwrite)
+            target = convert_sequences(args.src, args.out, args.name, args.overwrite, args.sample_users,
+                                       args.sample_seed)
+        elif args.sample_users is not None:
+            parser.exit(2, f"{parser.prog}: error: --sample_users applies to a sequences file, not to a folder\n")
         else:
             target = convert(args.src, args.out, args.name, args.overwrite)
     except DataError as err:
