@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from recbole_diffrec.core import GaussianDiffusion, make_betas
+from recbole_diffrec.networks.denoiser import timestep_embedding
 from recbole_diffrec.networks.transformer import DiffuRecApproximator
 
 TINY = {"show_progress": False, "epochs": 2, "hidden_size": 32, "n_layers": 1, "n_heads": 2, "steps": 4,
@@ -69,6 +70,31 @@ def test_reading_the_last_real_position_of_right_padded_rows_equals_left_padding
     a = net(right, x_t, t, right_mask, lengths - 1, scale=scale)
     b = net(left, x_t, t, left_mask, torch.full((4,), length - 1), scale=scale)
     assert torch.allclose(a, b, atol=1e-10)
+
+
+def test_the_last_block_computed_at_the_read_position_alone_equals_the_whole_block():
+    """The approximator runs its last block from the read position's query only; the values equal the
+    block computed at every position and indexed there (float64, dropout off), and the gradients too."""
+    torch.manual_seed(1)
+    net = DiffuRecApproximator(16, blocks=2, heads=4, dropout=0.0, lambda_uncertainty=0.01).double().eval()
+    lengths = torch.tensor([3, 7, 1, 5])
+    history = torch.randn(4, 7, 16, dtype=torch.float64, requires_grad=True)
+    mask = (torch.arange(7)[None] < lengths[:, None]).double()
+    scale = torch.full((4, 7, 16), 0.01, dtype=torch.float64)
+    x_t, t = torch.randn(4, 16, dtype=torch.float64), torch.tensor([0, 3, 1, 2])
+
+    def whole(history):  # every position through every block, then the read position
+        embedded_t = timestep_embedding(t.double() * net.time_scale, 16).double()
+        h = history + scale * (x_t + net.time_embed(embedded_t)).unsqueeze(1)
+        for block in net.blocks:
+            h = block(h, mask)
+        return net.norm(net.dropout(h))[torch.arange(4), lengths - 1]
+
+    got, want = net(history, x_t, t, mask, lengths - 1, scale=scale), whole(history)
+    assert torch.allclose(got, want, atol=1e-12, rtol=0)
+    (g_got,) = torch.autograd.grad(got.square().sum(), history)
+    (g_want,) = torch.autograd.grad(want.square().sum(), history)
+    assert torch.allclose(g_got, g_want, atol=1e-12, rtol=0)
 
 
 def test_sequences_convert_to_time_ordered_interactions(tmp_path):

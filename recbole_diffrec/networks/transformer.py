@@ -43,14 +43,21 @@ class SelfAttention(nn.Module):
         self.dropout = nn.Dropout(dropout)
         nn.init.xavier_normal_(self.output.weight)
 
-    def forward(self, x, mask):
+    def forward(self, x, mask, queries=None):
+        """x (B, L, H); mask (B, L). ``queries`` (B, Q) positions: attend from those positions only (every
+        position is still a key and a value), output (B, Q, H); default every position."""
         batch, length, hidden = x.shape
-        q, k, v = (layer(x).view(batch, length, self.heads, -1).transpose(1, 2)
-                   for layer in (self.query, self.key, self.value))
+        if queries is None:
+            q, query_mask = x, mask
+        else:
+            rows = torch.arange(batch, device=x.device)[:, None]
+            q, query_mask = x[rows, queries], mask[rows, queries]
+        q = self.query(q).view(batch, q.shape[1], self.heads, -1).transpose(1, 2)
+        k, v = (layer(x).view(batch, length, self.heads, -1).transpose(1, 2) for layer in (self.key, self.value))
         scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
-        scores = scores.masked_fill(mask[:, None, :, None] == 0, -1e9)  # padding rows, as DiffuRec's code
+        scores = scores.masked_fill(query_mask[:, None, :, None] == 0, -1e9)  # padding rows, as DiffuRec's code
         attended = self.dropout(F.softmax(scores, dim=-1)) @ v
-        return self.output(attended.transpose(1, 2).reshape(batch, length, hidden))
+        return self.output(attended.transpose(1, 2).reshape(batch, q.shape[2], hidden))
 
 
 class FeedForward(nn.Module):
@@ -72,8 +79,12 @@ class Block(nn.Module):
         self.attention_norm, self.feed_forward_norm = LayerNorm(hidden), LayerNorm(hidden)
         self.dropout = nn.ModuleList(nn.Dropout(dropout) for _ in range(3))
 
-    def forward(self, x, mask):
-        x = x + self.dropout[0](self.attention(self.attention_norm(x), mask))
+    def forward(self, x, mask, queries=None):
+        """``queries`` (B, Q): compute the block's output at those positions only, (B, Q, H)."""
+        attended = self.attention(self.attention_norm(x), mask, queries)
+        if queries is not None:
+            x = x[torch.arange(x.shape[0], device=x.device)[:, None], queries]
+        x = x + self.dropout[0](attended)
         x = x + self.dropout[1](self.feed_forward(self.feed_forward_norm(x)))
         return self.dropout[2](x)
 
@@ -107,7 +118,10 @@ class DiffuRecApproximator(nn.Module):
             scale = torch.normal(self.lambda_uncertainty, self.lambda_uncertainty, size=history.shape,
                                  device=history.device, dtype=history.dtype)
         h = history + scale * x_t.unsqueeze(1)
-        for block in self.blocks:
+        for block in self.blocks[:-1]:
             h = block(h, mask)
-        h = self.norm(self.dropout(h))
-        return h[torch.arange(h.shape[0], device=h.device), last]
+        # Only the last real position is read: the last block attends from that one query (every position
+        # still a key and a value) and runs its feed-forward there alone, the same values as computing it
+        # everywhere and indexing; it saves most of that block's work in training and in every reverse step.
+        h = self.blocks[-1](h, mask, last[:, None])[:, 0]
+        return self.norm(self.dropout(h))
