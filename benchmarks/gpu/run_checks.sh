@@ -5,6 +5,11 @@
 # STEPS picks a subset, e.g. STEPS="tests protocol" (default: tests speed protocol inference).
 # STEPS=accuracy (not in the default: longer than one call) runs the 3-seed rows of issues #3 and #5 on the
 # GPU, DiffRec and L-DiffRec with the paper's settings, to set beside the paper's code's H100 runs.
+# STEPS=sequential (not in the default: hours; split it over calls with SEQ_DATASETS / SEQ_MODELS / SEQ_SEEDS,
+# and SEQ_RESULTS=<a carried folder> to keep the rows of earlier calls: compare.py skips (model, seed) rows
+# already in its CSV) trains every row of results/beauty.md to early stop on the full Beauty and ML-1M of
+# DiffuRec's release; carry dataset/beauty and dataset/ml-1m-seq (made by recbole-diffrec convert, see
+# dataset_configs/beauty.yaml and ml-1m-seq.yaml).
 set -uo pipefail
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT"
@@ -27,6 +32,16 @@ for step in ${STEPS:-tests speed protocol inference}; do
     accuracy) python3 benchmarks/compare.py --dataset ml-1m_clean --config_files dataset_configs/ml-1m_clean.yaml \
                 --models DiffRec LDiffRec@paper-emb LDiffRec --seeds 2020 2021 2022 --results_dir "$OUT/accuracy" \
                 2>&1 | grep -v " epoch " | tail -n 40 | tee "$OUT/accuracy.log" ;;
+    sequential)
+      for d in ${SEQ_DATASETS:-beauty ml-1m-seq}; do
+        paper=(); [ -f "benchmarks/configs/$d/paper.yaml" ] && paper=(--paper "benchmarks/configs/$d/paper.yaml")
+        python3 benchmarks/compare.py --dataset "$d" --config_files "dataset_configs/$d.yaml" \
+          --metrics hit@5 hit@10 hit@20 ndcg@5 ndcg@10 ndcg@20 --rank_by ndcg@10 "${paper[@]}" \
+          --models ${SEQ_MODELS:-DiffuRec DNR SASRec GRU4Rec BERT4Rec Pop DiffRec TDiffRec} \
+          --seeds ${SEQ_SEEDS:-2020 2021 2022} --results_dir "${SEQ_RESULTS:-$OUT/sequential}" --workdir "$PWD" \
+          2>&1 | grep -v " epoch " | tail -n 60 | tee -a "$OUT/sequential.log"
+      done
+      [ -n "${SEQ_RESULTS:-}" ] && mkdir -p "$OUT/sequential" && cp -r "$SEQ_RESULTS"/. "$OUT/sequential/" ;;
     *) echo "unknown step $step" >&2 ;;
   esac
 done
