@@ -172,6 +172,9 @@ def load(checkpoint, overrides=None, check_data=None):
     # change a saved model. (Those values are plain data: numbers, strings, lists, None.)
     model_class = get_model(name)
     config_dict = {k: saved[k] for k in declared_settings(model_class) if k in saved}
+    negatives = config_dict.get("train_neg_sample_args")
+    if isinstance(negatives, dict) and negatives.get("distribution") == "none":
+        config_dict["train_neg_sample_args"] = None  # RecBole's rewrite of None, which it refuses as a setting
     allowed = may_change(model_class, "evaluate")
     changed = changed_settings(overrides or {}, config_dict, allowed)
     if changed:
@@ -228,9 +231,12 @@ def evaluate(checkpoint, overrides=None):
 
 @torch.no_grad()
 def recommend(checkpoint, user_tokens, k=10, overrides=None):
-    """{user token: [item tokens]}: the top-k items not in the user's training history, for any model (the
-    history comes from the dataset, not from the model). `k` must lie in [1, items the user has not seen];
-    both are checked before the model is built."""
+    """{user token: [item tokens]}: the top-k items the user has not interacted with, for any model (the
+    history comes from the dataset, not from the model). A general model scores from what it learned of the
+    user and its training items are masked; a sequential model reads the user's whole known sequence (every
+    split, in time order; its latest MAX_ITEM_LIST_LENGTH items) and predicts the item after it, and every
+    item of that sequence is masked. `k` must lie in [1, items the user has not seen]; both are checked before
+    the model is built."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise SettingError("k", k, "must be an integer >= 1")
     tokens = [str(t) for t in user_tokens]
@@ -246,7 +252,18 @@ def recommend(checkpoint, user_tokens, k=10, overrides=None):
             raise SettingError("users", unknown[0], f"not a user of dataset {dataset.dataset_name!r} "
                                f"({len(known) - 1} users, tokens as in its .inter file)")
         found["ids"] = ids = dataset.token2id(dataset.uid_field, tokens).reshape(-1)
-        found["seen"] = seen = training_history(train, ids)
+        if hasattr(dataset, "item_list_length_field"):  # RecBole's SequentialDataset: sequential models
+            found["sequences"] = sequences = known_sequences((train, valid, test), ids)
+            empty = [t for t, sequence in zip(tokens, sequences) if not sequence]
+            if empty:
+                raise SettingError("users", empty[0], "has a single interaction: a sequential model needs a "
+                                   "history to predict from")
+            seen = np.zeros((len(ids), dataset.item_num), dtype=bool)
+            for row, sequence in enumerate(sequences):
+                seen[row, sequence] = True
+            found["seen"] = seen
+        else:
+            found["seen"] = seen = training_history(train, ids)
         seen[:, 0] = True  # the padding item is never recommended
         unseen = (~seen).sum(1)
         if k > unseen.min():
@@ -256,10 +273,49 @@ def recommend(checkpoint, user_tokens, k=10, overrides=None):
     _, (train, _, _), model, _ = load(checkpoint, overrides, check_data=check_request)
     dataset = train._dataset
     users = torch.as_tensor(found["ids"], device=model.device)
-    scores = model.full_sort_predict(Interaction({dataset.uid_field: users})).reshape(len(users), -1)
+    request = {dataset.uid_field: users}
+    if "sequences" in found:
+        request.update(latest_items(found["sequences"], model.max_seq_length, dataset, model.device))
+    scores = model.full_sort_predict(Interaction(request)).reshape(len(users), -1)
     scores = scores.masked_fill(torch.as_tensor(found["seen"], device=scores.device), float("-inf"))
     top = torch.topk(scores, k, dim=1).indices.cpu().numpy()
     return {t: dataset.id2token(dataset.iid_field, row).tolist() for t, row in zip(tokens, top)}
+
+
+def known_sequences(splits, user_ids):
+    """Sequential datasets: each user's whole sequence of item ids in time order, rebuilt from the splits'
+    rows (RecBole's rows are (latest history, next item) pairs): the history of the user's first row, then
+    every row's next item. A user with no row (a single interaction) has an empty sequence."""
+    rows = []
+    for loader in splits:
+        feat = loader._dataset.inter_feat
+        data = loader._dataset
+        rows.append((feat[data.uid_field].numpy(), feat[data.iid_field].numpy(),
+                     feat[getattr(data, f"{data.iid_field}_list_field")].numpy(),
+                     feat[data.item_list_length_field].numpy()))
+    sequences = []
+    for user in np.asarray(user_ids).tolist():
+        targets, first = [], None
+        for users, items, lists, lengths in rows:  # the splits in time order: train, valid, test
+            mine = np.flatnonzero(users == user)
+            if len(mine) and first is None:
+                first = lists[mine[0], :lengths[mine[0]]].tolist()
+            targets += items[mine].tolist()
+        sequences.append((first or []) + targets)
+    return sequences
+
+
+def latest_items(sequences, max_length, dataset, device):
+    """The item-list fields of a sequential model's input: each sequence's latest max_length items, padded
+    on the right as RecBole pads them."""
+    lists = torch.zeros(len(sequences), max_length, dtype=torch.long)
+    lengths = torch.zeros(len(sequences), dtype=torch.long)
+    for row, sequence in enumerate(sequences):
+        latest = sequence[-max_length:]
+        lists[row, :len(latest)] = torch.as_tensor(latest, dtype=torch.long)
+        lengths[row] = len(latest)
+    return {getattr(dataset, f"{dataset.iid_field}_list_field"): lists.to(device),
+            dataset.item_list_length_field: lengths.to(device)}
 
 
 def training_history(train, user_ids):

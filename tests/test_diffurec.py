@@ -2,6 +2,7 @@
 converter of released sequences, and a short run through RecBole's sequential protocol."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -189,3 +190,59 @@ def test_dnr_trains_and_tests_on_ml100k_with_the_sequential_protocol(workdir):
     result = run("DNR", config_dict=DNR_TINY)
     assert {"hit@10", "ndcg@10"} <= set(result["test_result"])
     assert result["test_result"]["hit@20"] > 20 / 1682  # above a random ranking's hit rate
+
+
+def _ml100k_items_of(user):
+    """(item, timestamp) pairs of a user in RecBole's bundled ml-100k, read from the file itself."""
+    import recbole
+
+    path = os.path.join(os.path.dirname(recbole.__file__), "dataset_example", "ml-100k", "ml-100k.inter")
+    with open(path) as handle:
+        next(handle)
+        rows = [line.split("\t") for line in handle]
+    return [(r[1], float(r[3])) for r in rows if r[0] == user]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, settings", [
+    ("DiffuRec", {**TINY, "epochs": 1}),
+    ("recbole.SASRec", {"show_progress": False, "epochs": 1, "loss_type": "CE", "train_neg_sample_args": None,
+                        "MAX_ITEM_LIST_LENGTH": 10, "train_batch_size": 2048, "hidden_size": 16, "inner_size": 32}),
+])
+def test_a_sequential_checkpoint_is_evaluated_and_serves_the_next_items(model, settings, workdir):
+    """A saved sequential model (ours, or RecBole's with cross-entropy) loads again for evaluate and
+    recommend; recommend reads the user's whole known sequence and never returns an item of it."""
+    from recbole_diffrec.errors import SettingError
+    from recbole_diffrec.pipeline import (
+        evaluate,
+        known_sequences,
+        prepare,
+        recommend,
+        run,
+    )
+
+    result = run(model, config_dict=settings)
+    again = evaluate(result["checkpoint"])
+    assert {"hit@10", "ndcg@10"} <= set(again["test"])
+    if model == "recbole.SASRec":  # deterministic: the saved weights give the run's own test metrics
+        assert again["test"] == pytest.approx({k: float(v) for k, v in result["test_result"].items()})
+    _, (train, valid, test), _, _ = prepare(model, config_dict=settings)
+    ids = train._dataset.token2id(train._dataset.uid_field, ["196", "405"])
+    for token, sequence in zip(["196", "405"], known_sequences((train, valid, test), ids)):
+        raw = _ml100k_items_of(token)  # the whole sequence, every split, in time order
+        assert sorted(train._dataset.id2token(train._dataset.iid_field, sequence)) == sorted(i for i, _ in raw)
+        # RecBole orders by its min-max scaled float32 timestamps: about a second apart on ml-100k, so items
+        # a second apart may tie; beyond that, time order, and the validation and test targets last
+        times = dict(raw)
+        tokens = train._dataset.id2token(train._dataset.iid_field, sequence).tolist()
+        assert all(times[a] <= times[b] + 2 for a, b in zip(tokens, tokens[1:]))
+        targets = [split._dataset.inter_feat[split._dataset.iid_field][split._dataset.inter_feat[
+            split._dataset.uid_field] == int(train._dataset.token2id(train._dataset.uid_field, token))] for split in (valid, test)]
+        assert sequence[-2:] == [int(targets[0][0]), int(targets[1][0])]
+    recs = recommend(result["checkpoint"], ["196", "405"], k=20)
+    for user in ("196", "405"):
+        assert len(set(recs[user])) == 20 and "[PAD]" not in recs[user]
+        assert not {i for i, _ in _ml100k_items_of(user)} & set(recs[user])
+    unseen = 1682 - len(_ml100k_items_of("405"))
+    with pytest.raises(SettingError, match=f"must be at most {unseen}, the items user 405 has not seen"):
+        recommend(result["checkpoint"], ["405"], k=unseen + 1)
