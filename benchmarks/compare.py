@@ -204,7 +204,8 @@ def write_report(dataset, csv_path, metrics=None, rank_by=None, paper=None, note
     baselines = [m for m in models if m not in ours]
     if ours and baselines:
         out += ["", "## Against the baselines", ""]
-        for metric in [m for m in ("recall@20", "ndcg@20") if m in metrics] or metrics[-2:]:
+        cutoff = (rank_by or "@20").split("@")[1]  # the cut-off of the ranking metric (default 20), every metric at it
+        for metric in [m for m in metrics if m.endswith(f"@{cutoff}")] or metrics[-2:]:
             best = max(baselines, key=lambda m: summary[m][metric])
             for m in ours:
                 verdict = "beats" if summary[m][metric] > summary[best][metric] else "does NOT beat"
