@@ -11,6 +11,7 @@ import difflib
 import importlib
 import importlib.resources
 
+import torch
 from recbole.utils import get_model as recbole_get_model
 from recbole.utils import get_trainer as recbole_get_trainer
 
@@ -51,7 +52,14 @@ def get_model(name):
     recbole_name = name[len(RECBOLE_PREFIX):] if name.startswith(RECBOLE_PREFIX) else name
     known = recbole_model_names()
     if recbole_name in known:
-        return recbole_get_model(recbole_name)
+        # Importing RecBole's sequential models imports its SINE, which turns torch's autograd anomaly
+        # detection on for the whole process (a check of every backward op: slower training, and NaN
+        # errors raised from inside backward). The setting is restored as it was.
+        anomaly = torch.is_anomaly_enabled()
+        try:
+            return recbole_get_model(recbole_name)
+        finally:
+            torch.autograd.set_detect_anomaly(anomaly)
     names = list(ours) + known
     near = [n for n in names if n.lower() == recbole_name.lower()] or difflib.get_close_matches(name, names, n=1)
     hint = f"did you mean {near[0]}? " if near else ""

@@ -246,3 +246,13 @@ def test_a_sequential_checkpoint_is_evaluated_and_serves_the_next_items(model, s
     unseen = 1682 - len(_ml100k_items_of("405"))
     with pytest.raises(SettingError, match=f"must be at most {unseen}, the items user 405 has not seen"):
         recommend(result["checkpoint"], ["405"], k=unseen + 1)
+
+
+def test_looking_up_recboles_sequential_models_leaves_anomaly_detection_as_it_was():
+    """RecBole's SINE turns autograd anomaly detection on when its package is imported; the lookup restores
+    the setting (on, a check of every backward op slows training and raises from inside backward)."""
+    from recbole_diffrec.registry import get_model
+
+    assert not torch.is_anomaly_enabled()
+    assert get_model("recbole.SASRec").__name__ == "SASRec" and get_model("recbole.SINE").__name__ == "SINE"
+    assert not torch.is_anomaly_enabled()
