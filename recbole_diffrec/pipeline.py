@@ -15,6 +15,7 @@ from logging import getLogger
 
 import numpy as np
 import torch
+from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
 from recbole.utils import ModelType, init_logger, init_seed, set_color
 
@@ -252,7 +253,7 @@ def recommend(checkpoint, user_tokens, k=10, overrides=None):
             raise SettingError("users", unknown[0], f"not a user of dataset {dataset.dataset_name!r} "
                                f"({len(known) - 1} users, tokens as in its .inter file)")
         found["ids"] = ids = dataset.token2id(dataset.uid_field, tokens).reshape(-1)
-        if hasattr(dataset, "item_list_length_field"):  # RecBole's SequentialDataset: sequential models
+        if isinstance(dataset, SequentialDataset):  # the dataset RecBole builds for sequential models
             found["sequences"] = sequences = known_sequences((train, valid, test), ids)
             empty = [t for t, sequence in zip(tokens, sequences) if not sequence]
             if empty:

@@ -32,6 +32,11 @@ class LayerNorm(nn.Module):
         return self.weight * centred / torch.sqrt(centred.pow(2).mean(-1, keepdim=True) + self.eps) + self.bias
 
 
+def at(x, positions):
+    """Rows of x (B, L, ...) at positions (B, Q): (B, Q, ...)."""
+    return x[torch.arange(x.shape[0], device=x.device)[:, None], positions]
+
+
 class SelfAttention(nn.Module):
     def __init__(self, hidden, heads, dropout):
         super().__init__()
@@ -47,11 +52,7 @@ class SelfAttention(nn.Module):
         """x (B, L, H); mask (B, L). ``queries`` (B, Q) positions: attend from those positions only (every
         position is still a key and a value), output (B, Q, H); default every position."""
         batch, length, hidden = x.shape
-        if queries is None:
-            q, query_mask = x, mask
-        else:
-            rows = torch.arange(batch, device=x.device)[:, None]
-            q, query_mask = x[rows, queries], mask[rows, queries]
+        q, query_mask = (x, mask) if queries is None else (at(x, queries), at(mask, queries))
         q = self.query(q).view(batch, q.shape[1], self.heads, -1).transpose(1, 2)
         k, v = (layer(x).view(batch, length, self.heads, -1).transpose(1, 2) for layer in (self.key, self.value))
         scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
@@ -83,7 +84,7 @@ class Block(nn.Module):
         """``queries`` (B, Q): compute the block's output at those positions only, (B, Q, H)."""
         attended = self.attention(self.attention_norm(x), mask, queries)
         if queries is not None:
-            x = x[torch.arange(x.shape[0], device=x.device)[:, None], queries]
+            x = at(x, queries)
         x = x + self.dropout[0](attended)
         x = x + self.dropout[1](self.feed_forward(self.feed_forward_norm(x)))
         return self.dropout[2](x)
