@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from machine import cpu
+from harness import cpu
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = {"DiffRec": {"dims_dnn": [1000]}, "LDiffRec": {"n_cate": 2, "in_dims": [300], "dims_dnn": [300]}}

@@ -21,14 +21,10 @@ Sequential protocols name their metrics and the table's file, and may put publis
 
 import argparse
 import csv
-import json
-import os
-import resource
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
+
+import harness
 
 REPO = Path(__file__).resolve().parent.parent
 METRICS = ["recall@10", "recall@20", "ndcg@10", "ndcg@20"]
@@ -50,89 +46,17 @@ def label(metric):
 
 
 def child(label, seed, dataset, config_files, extra):
-    sys.path.insert(0, str(REPO))
-    model = label
-    from recbole_diffrec.pipeline import prepare
-
-    model = model.split("@")[0]  # "LDiffRec@paper-emb": the model LDiffRec with settings file LDiffRec@paper-emb.yaml
-    overrides = {"seed": seed, "show_progress": False, "state": "WARNING", **extra}
-    start = time.perf_counter()
-    config, (train, valid, test), net, trainer = prepare(model, dataset, config_files, overrides)
-    report_progress()
-    fit_start = time.perf_counter()
-    trainer.fit(train, valid, saved=True, show_progress=False)
-    fit_seconds = time.perf_counter() - fit_start
-    test_result = trainer.evaluate(test, load_best_model=True)
-    epochs = max(len(trainer.train_loss_dict), 1)
-    valid_result = trainer.best_valid_result or {}
-    return {
-        "model": label, "seed": seed,
-        **{f"test_{m}": float(v) for m, v in test_result.items()},
-        **{f"valid_{m}": float(v) for m, v in valid_result.items()},
-        "epochs": epochs, "epoch_budget": config["epochs"], "seconds_per_epoch": fit_seconds / epochs,
-        "total_seconds": time.perf_counter() - start,
-        "params": sum(p.numel() for p in net.parameters()),
-        "peak_host_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "settings": json.dumps(extra, sort_keys=True),
-        "config_files": " ".join(os.path.relpath(f, REPO) for f in config_files),
-    }
+    """One (row, seed): trained to early stop, selected on validation, tested (harness.train_to_early_stop)."""
+    return {"model": label, **harness.train_to_early_stop(harness.model_of(label), seed, dataset, config_files, extra)}
 
 
 def run_child(model, seed, dataset, config_files, workdir=REPO):
-    """Run one (model, seed) in a subprocess, echoing its per-epoch lines as progress.
-
-    Returns (exit code, its stdout lines, the last lines of its stderr)."""
-    proc = subprocess.Popen([sys.executable, __file__, "--child", model, str(seed), "--dataset", dataset,
-                             "--config_files", *config_files], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=str(workdir))
-    tail = []
-
-    def drain():
-        for line in proc.stderr:
-            if line.startswith("PROGRESS "):
-                print(f"    {model} seed {seed}: {line[len('PROGRESS '):].rstrip()}", flush=True)
-            else:
-                tail[:] = [*tail[-19:], line.rstrip()]
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    out = proc.stdout.read().splitlines()
-    proc.wait()
-    reader.join()
-    return proc.returncode, out, tail
+    """Run one (model, seed) in a subprocess; (exit code, its RESULT row or None, its stderr's last lines)."""
+    return harness.run_child([__file__, "--child", model, str(seed), "--dataset", dataset, "--config_files",
+                              *config_files], f"{model} seed {seed}", cwd=workdir)
 
 
-def report_progress():
-    """After RecBole's logger is set up quietly: its per-epoch lines go to stderr as 'PROGRESS ...' (the
-    parent echoes them) and to the run's log file; the console stays quiet otherwise."""
-    import logging
-    import re
-
-    pattern = re.compile(r"epoch \d+ (training|evaluating)")
-
-    class Progress(logging.Handler):
-        def emit(self, record):
-            message = re.sub(r"\x1b\[[0-9;]*m", "", record.getMessage())
-            if pattern.search(message):
-                print("PROGRESS " + message, file=sys.stderr, flush=True)
-
-    root = logging.getLogger()
-    for handler in root.handlers:
-        if not isinstance(handler, logging.FileHandler):
-            handler.setLevel(logging.WARNING)
-    root.setLevel(logging.INFO)
-    root.addHandler(Progress(level=logging.INFO))
-
-
-def model_settings(dataset, model):
-    """The settings file of a row; `base: <row>` in it starts from that row's settings (one copy of the
-    paper's settings, variants list only what they change)."""
-    import yaml
-
-    path = REPO / "benchmarks" / "configs" / dataset / f"{model}.yaml"
-    settings = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
-    base = settings.pop("base", None)
-    return {**model_settings(dataset, base), **settings} if base else settings
+model_settings = harness.variant_settings
 
 
 def csv_fields(csv_path):
@@ -280,7 +204,7 @@ def main():
     if args.child:
         model, seed = args.child[0], int(args.child[1])
         extra = model_settings(args.dataset, model)
-        print("RESULT " + json.dumps(child(model, seed, args.dataset, config_files, extra)))
+        harness.emit(child(model, seed, args.dataset, config_files, extra))
         return
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
@@ -292,12 +216,10 @@ def main():
         jobs = [(m, s) for m in args.models for s in args.seeds if (m, str(s)) not in done]
         for n, (model, seed) in enumerate(jobs, 1):
             print(f"[{n}/{len(jobs)}] {model} seed {seed} ...", flush=True)
-            code, out, tail = run_child(model, seed, args.dataset, config_files, args.workdir)
-            line = [x for x in out if x.startswith("RESULT ")]
-            if code or not line:
+            code, row, tail = run_child(model, seed, args.dataset, config_files, args.workdir)
+            if code or row is None:
                 print(f"    FAILED ({code}): {tail[-1:]}", flush=True)
                 continue
-            row = json.loads(line[0][len("RESULT "):])
             missing = [m for m in metrics if f"test_{m}" not in row]
             if missing:
                 print(f"    FAILED: the run reported no {', '.join(missing)} (its config's metrics and topk)")

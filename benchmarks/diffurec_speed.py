@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from machine import cpu, native_bfloat16
+from harness import cpu, native_bfloat16
 
 REPO = Path(__file__).resolve().parent.parent
 

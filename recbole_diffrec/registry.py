@@ -17,8 +17,8 @@ from recbole.utils import get_trainer as recbole_get_trainer
 
 from recbole_diffrec.errors import SettingError
 from recbole_diffrec.models.base import (
-    DiffusionRecommender,
     SequentialDiffusionRecommender,
+    UserRowRecommender,
 )
 from recbole_diffrec.training.trainer import DiffusionTrainer, SafeCheckpointMixin
 
@@ -28,7 +28,7 @@ RECBOLE_PREFIX = "recbole."
 def model_classes():
     """Our models, by class name: every concrete subclass of our two bases (general and sequential)."""
     importlib.import_module("recbole_diffrec.models")
-    found, stack = {}, [DiffusionRecommender, SequentialDiffusionRecommender]
+    found, stack = {}, [UserRowRecommender, SequentialDiffusionRecommender]
     while stack:
         cls = stack.pop()
         for sub in cls.__subclasses__():
@@ -68,7 +68,7 @@ def get_model(name):
 
 
 def is_ours(model_class):
-    return isinstance(model_class, type) and issubclass(model_class, (DiffusionRecommender,
+    return isinstance(model_class, type) and issubclass(model_class, (UserRowRecommender,
                                                                       SequentialDiffusionRecommender))
 
 
@@ -76,6 +76,6 @@ def get_trainer(config, model_class):
     """The trainer for a model class: ours for our models, RecBole's (with safe checkpoints, weight
     averaging and resume snapshots) for the rest."""
     if is_ours(model_class):
-        return getattr(model_class, "trainer_class", DiffusionTrainer)
+        return DiffusionTrainer
     base = recbole_get_trainer(config["MODEL_TYPE"], config["model"])
     return type(f"Safe{base.__name__}", (SafeCheckpointMixin, base), {})

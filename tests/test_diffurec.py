@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from recbole_diffrec.core import GaussianDiffusion, make_betas
-from recbole_diffrec.networks.denoiser import timestep_embedding
+from recbole_diffrec.networks.timesteps import timestep_embedding
 from recbole_diffrec.networks.transformer import DiffuRecApproximator
 
 TINY = {"show_progress": False, "epochs": 2, "hidden_size": 32, "n_layers": 1, "n_heads": 2, "steps": 4,

@@ -15,7 +15,7 @@ from recbole_diffrec.core.schedules import (
     linear_variance_betas,
     make_betas,
 )
-from recbole_diffrec.networks.denoiser import timestep_embedding
+from recbole_diffrec.networks.timesteps import timestep_embedding
 
 
 def test_linear_schedule_endpoints_and_spacing():

@@ -93,7 +93,7 @@ def test_input_dropout_keeps_the_distribution_of_dropout():
 
 def _concatenated_forward(self, x, t):
     """The denoiser as the paper writes it: one first layer over the concatenation [x, emb]."""
-    from recbole_diffrec.networks.denoiser import timestep_embedding
+    from recbole_diffrec.networks.timesteps import timestep_embedding
 
     emb = self.emb_layer(timestep_embedding(t, self.emb_size))
     h = torch.cat([self.drop(x), emb], dim=-1)

@@ -19,8 +19,10 @@ TARGET = ROOT / "docs" / "settings.md"
 FILES = [
     ("trainer.yaml", "every model, recbole-diffrec's and RecBole's (the trainer's settings)"),
     ("DiffRec.yaml", "DiffRec, T-DiffRec, L-DiffRec, LT-DiffRec"),
-    ("TimeWeighting.yaml", "T-DiffRec, LT-DiffRec (recency weighting)"),
+    ("TimeWeighting.yaml", "T-DiffRec, LT-DiffRec, T-GiffCF, T-FlowCF (recency weighting)"),
     ("LDiffRec.yaml", "L-DiffRec, LT-DiffRec (adds to and overrides DiffRec.yaml)"),
+    ("GiffCF.yaml", "GiffCF, T-GiffCF"),
+    ("FlowCF.yaml", "FlowCF, T-FlowCF"),
     ("DiffuRec.yaml", "DiffuRec (sequential)"),
     ("DNR.yaml", "DNR (sequential)"),
 ]

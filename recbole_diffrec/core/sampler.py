@@ -13,9 +13,10 @@ class TimestepSampler(nn.Module):
     one would. Sampling and updating are vectorised: no host sync, no Python loop over the batch.
     """
 
-    def __init__(self, steps, history=10, uniform_prob=0.001):
+    def __init__(self, steps: int, history: int = 10, uniform_prob: float = 0.001, importance: bool = True):
         super().__init__()
         self.steps = steps
+        self.importance = importance  # False: t stays uniform (the ablation of importance sampling)
         self.history = history
         self.uniform_prob = uniform_prob
         self.register_buffer("loss_history", torch.zeros(steps, history, dtype=torch.float64))
@@ -23,12 +24,19 @@ class TimestepSampler(nn.Module):
 
     def probabilities(self):
         """(p over steps, whether the history is full); both stay on the device."""
-        full = (self.history_count == self.history).all()
+        full = (self.history_count == self.history).all() & self.importance
         rms = self.loss_history.pow(2).mean(-1).sqrt()
         importance = rms / rms.sum().clamp_min(torch.finfo(rms.dtype).tiny)
         importance = importance * (1 - self.uniform_prob) + self.uniform_prob / self.steps
+        # A non-finite loss in the history (a diverging run) must not crash the draw: t falls back to
+        # uniform, and the trainer's end-of-epoch check reports the bad batch.
+        full = full & torch.isfinite(importance).all()
         uniform = torch.full_like(importance, 1.0 / self.steps)
         return torch.where(full, importance, uniform), full
+
+    def weighted_mean(self, losses: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """The batch's loss: each element's loss divided by its p_t * T (from :meth:`sample`), averaged."""
+        return (losses / weight.to(losses.dtype)).mean()
 
     def sample(self, batch_size, generator=None):
         """Timesteps (long) and p_t * T, by which the caller divides the loss (1 while uniform)."""

@@ -21,52 +21,64 @@ from recbole_diffrec.errors import DataError
 from recbole_diffrec.settings import SettingError, SettingsReader
 
 INPUT_PATHS = ("auto", "dense", "sparse")
+TIMESTEP_SAMPLING = ("importance", "uniform")
 SPARSE_FROM_ITEMS = 20_000  # input_path auto: sparse rows from this catalogue size (docs/speed.md)
 
 
-class DiffusionRecommender(GeneralRecommender):
-    """Base of DiffRec and its variants. Not a model on its own."""
+def read_gaussian_diffusion(reader, schedules=SCHEDULES, *, mean_type=True, beta_fixed=None, bounds=None,
+                            rescale=False, scale_open=False):
+    """Read and check the Gaussian diffusion's settings, for every model of both families: the schedule,
+    its scale and bounds, the steps, and (where the model has them) beta_fixed and mean_type. The betas the
+    settings give must lie in (0, 1); a setting that breaks this is named before any data loads.
+
+    `bounds` fixes (noise_min, noise_max) where the model has no such keys; `rescale` multiplies the scale
+    by 1000 / steps (DiffuRec's rescaling of Ho et al.'s schedule); `beta_fixed` given fixes that choice.
+    The result's "beta_scale" is the scale the schedule is built with."""
+    s = {"noise_schedule": reader.choice("noise_schedule", schedules),
+         "noise_scale": reader.number("noise_scale", low=0, low_open=scale_open)}
+    if bounds is None:
+        s["noise_min"] = reader.number("noise_min", low=0)
+        s["noise_max"] = reader.number("noise_max", low=0)
+    else:
+        s["noise_min"], s["noise_max"] = bounds
+    s["steps"] = reader.integer("steps", low=1)
+    s["beta_fixed"] = reader.boolean("beta_fixed") if beta_fixed is None else beta_fixed
+    if mean_type:
+        s["mean_type"] = reader.choice("mean_type", MEAN_TYPES)
+    s["beta_scale"] = s["noise_scale"] * (1000.0 / s["steps"] if rescale else 1.0)
+    uses_bounds = s["noise_schedule"] in ("linear", "linear-var") and s["noise_scale"] > 0
+    if uses_bounds and bounds is None and s["noise_min"] >= s["noise_max"]:
+        raise SettingError(
+            "noise_min", s["noise_min"],
+            f"must be below noise_max={s['noise_max']} for noise_schedule={s['noise_schedule']!r}",
+        )
+    if s["noise_scale"] > 0:
+        betas = make_betas(s["noise_schedule"], s["steps"], s["beta_scale"], s["noise_min"], s["noise_max"],
+                           s["beta_fixed"])
+        if not ((betas > 0).all() and (betas < 1).all()):
+            raise SettingError(
+                "noise_scale", s["noise_scale"],
+                f"with steps={s['steps']}, noise_min={s['noise_min']}, noise_max={s['noise_max']} and "
+                f"noise_schedule={s['noise_schedule']!r} the betas span [{betas.min():.3g}, {betas.max():.3g}]; "
+                "every beta must lie in (0, 1)",
+            )
+    return s
+
+
+class UserRowRecommender(GeneralRecommender):
+    """Base of the pack's general models: each reads a user's whole interaction row (DiffRec and its
+    variants, GiffCF, FlowCF). It holds the training interactions on the model's device (`history`: the
+    0/1 rows the evaluation masks; `inputs`: the rows the model reads, which T-variants weight by recency),
+    checks its settings before any data loads and its dataset before the model is built. Not a model."""
 
     abstract = True
     input_type = InputType.LISTWISE
     type = ModelType.GENERAL
 
-    # ---- settings ------------------------------------------------------------------------------
     @classmethod
     def read_settings(cls, reader):
         """Read and validate every setting the model uses; returns them as a dict."""
-        s = {}
-        s["noise_schedule"] = reader.choice("noise_schedule", SCHEDULES)
-        s["noise_scale"] = reader.number("noise_scale", low=0)
-        s["noise_min"] = reader.number("noise_min", low=0)
-        s["noise_max"] = reader.number("noise_max", low=0)
-        s["steps"] = reader.integer("steps", low=1)
-        s["beta_fixed"] = reader.boolean("beta_fixed")
-        s["mean_type"] = reader.choice("mean_type", MEAN_TYPES)
-        s["reweight"] = reader.boolean("reweight")
-        s["history_num_per_term"] = reader.integer("history_num_per_term", low=1)
-        s["sampling_steps"] = reader.integer("sampling_steps", low=0, high=s["steps"], high_name="steps")
-        s["sampling_noise"] = reader.boolean("sampling_noise")
-        s["inference_steps"] = reader.integer("inference_steps", low=0, high=s["steps"], high_name="steps")
-        s["duplicate_interactions"] = reader.choice("duplicate_interactions", ("drop", "keep"))
-        s["input_path"] = reader.choice("input_path", INPUT_PATHS)
-        uses_bounds = s["noise_schedule"] in ("linear", "linear-var") and s["noise_scale"] > 0
-        if uses_bounds and s["noise_min"] >= s["noise_max"]:
-            raise SettingError(
-                "noise_min", s["noise_min"],
-                f"must be below noise_max={s['noise_max']} for noise_schedule={s['noise_schedule']!r}",
-            )
-        if s["noise_scale"] > 0:
-            betas = make_betas(s["noise_schedule"], s["steps"], s["noise_scale"], s["noise_min"], s["noise_max"],
-                               s["beta_fixed"])
-            if not ((betas > 0).all() and (betas < 1).all()):
-                raise SettingError(
-                    "noise_scale", s["noise_scale"],
-                    f"with noise_min={s['noise_min']}, noise_max={s['noise_max']} and "
-                    f"noise_schedule={s['noise_schedule']!r} the betas span [{betas.min():.3g}, {betas.max():.3g}]; "
-                    "every beta must lie in (0, 1)",
-                )
-        return s
+        return {"duplicate_interactions": reader.choice("duplicate_interactions", ("drop", "keep"))}
 
     @classmethod
     def validate_config(cls, config):
@@ -82,61 +94,28 @@ class DiffusionRecommender(GeneralRecommender):
                 "check the filtering settings (user_inter_num_interval, item_inter_num_interval, val_interval)"
             )
 
-    # ---- construction --------------------------------------------------------------------------
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.settings = self.read_settings(SettingsReader(config))
-        s = self.settings
         self.seed, self.checkpoint_dir = config["seed"], config["checkpoint_dir"]  # RecBole's own keys
         users, items = self.training_pairs(dataset)
         if len(users) == 0:
             raise DataError("the training split holds no interactions: nothing to train on")
         self.history = InteractionRows(users, items, np.ones(len(users)), self.n_users, self.n_items)
         self.inputs = InteractionRows(users, items, self.interaction_values(dataset), self.n_users, self.n_items)
-        self.diffusion = GaussianDiffusion(
-            s["mean_type"], s["noise_schedule"], s["noise_scale"], s["noise_min"], s["noise_max"], s["steps"],
-            s["beta_fixed"],
-        )
-        self.sampler = TimestepSampler(s["steps"], s["history_num_per_term"])
-        self.build_networks(dataset)
+        self.build(dataset)
 
-    @property
-    def sparse_input(self):
-        """Whether the input layers read the users' rows as sparse rows (input_path; auto: large catalogues)."""
-        path = self.settings["input_path"]
-        return path == "sparse" or (path == "auto" and self.n_items >= SPARSE_FROM_ITEMS)
-
-    def input_rows(self, users):
-        """The users' (weighted) interaction rows, sparse or dense as `sparse_input` says."""
-        return self.inputs.sparse(users) if self.sparse_input else self.inputs.dense(users)
+    def build(self, dataset):
+        """Make the model's networks and state (after `history` and `inputs` exist)."""
+        raise NotImplementedError
 
     def training_pairs(self, dataset):
         feat = dataset.inter_feat
         return feat[self.USER_ID].numpy(), feat[self.ITEM_ID].numpy()
 
     def interaction_values(self, dataset):
-        """The value of each training interaction in the diffused vector: 1 (T-DiffRec overrides)."""
+        """The value of each training interaction in the model's input rows: 1 (T-variants override)."""
         return np.ones(len(dataset.inter_feat), dtype=np.float32)
-
-    def build_networks(self, dataset):
-        raise NotImplementedError
-
-    # ---- RecBole interface ---------------------------------------------------------------------
-    def diffusion_loss(self, denoiser, x_start, return_x0=False):
-        """The importance-sampled diffusion loss of a batch (Sec. 3.3), after updating the sampler; with
-        `return_x0`, also the denoiser's estimate of x_0 (L-DiffRec decodes it)."""
-        t, pt = self.sampler.sample(x_start.shape[0])
-        out = self.diffusion.training_losses(denoiser, x_start, t, reweight=self.settings["reweight"],
-                                             return_x0=return_x0)
-        losses, x0 = out if return_x0 else (out, None)
-        self.sampler.update(t, losses.detach())
-        loss = (losses / pt.to(losses.dtype)).mean()
-        return (loss, x0) if return_x0 else loss
-
-    def denoise(self, denoiser, x_start):
-        s = self.settings
-        return self.diffusion.p_sample_loop(denoiser, x_start, s["sampling_steps"], s["sampling_noise"],
-                                            s["inference_steps"])
 
     def user_scores(self, users):
         raise NotImplementedError
@@ -156,6 +135,67 @@ class DiffusionRecommender(GeneralRecommender):
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": learning_rate}]
 
 
+class DiffusionRecommender(UserRowRecommender):
+    """Base of DiffRec and its variants (Gaussian diffusion over the row or a latent code). Not a model."""
+
+    abstract = True
+
+    # ---- settings ------------------------------------------------------------------------------
+    @classmethod
+    def read_settings(cls, reader):
+        """Read and validate every setting the model uses; returns them as a dict."""
+        s = super().read_settings(reader)
+        s.update(read_gaussian_diffusion(reader))
+        s["reweight"] = reader.boolean("reweight")
+        s["history_num_per_term"] = reader.integer("history_num_per_term", low=1)
+        s["timestep_sampling"] = reader.choice("timestep_sampling", TIMESTEP_SAMPLING)
+        s["sampling_steps"] = reader.integer("sampling_steps", low=0, high=s["steps"], high_name="steps")
+        s["sampling_noise"] = reader.boolean("sampling_noise")
+        s["inference_steps"] = reader.integer("inference_steps", low=0, high=s["steps"], high_name="steps")
+        s["input_path"] = reader.choice("input_path", INPUT_PATHS)
+        return s
+
+    # ---- construction --------------------------------------------------------------------------
+    def build(self, dataset):
+        s = self.settings
+        self.diffusion = GaussianDiffusion(
+            s["mean_type"], s["noise_schedule"], s["noise_scale"], s["noise_min"], s["noise_max"], s["steps"],
+            s["beta_fixed"],
+        )
+        self.sampler = TimestepSampler(s["steps"], s["history_num_per_term"],
+                                       importance=s["timestep_sampling"] == "importance")
+        self.build_networks(dataset)
+
+    @property
+    def sparse_input(self):
+        """Whether the input layers read the users' rows as sparse rows (input_path; auto: large catalogues)."""
+        path = self.settings["input_path"]
+        return path == "sparse" or (path == "auto" and self.n_items >= SPARSE_FROM_ITEMS)
+
+    def input_rows(self, users):
+        """The users' (weighted) interaction rows, sparse or dense as `sparse_input` says."""
+        return self.inputs.sparse(users) if self.sparse_input else self.inputs.dense(users)
+
+    def build_networks(self, dataset):
+        raise NotImplementedError
+
+    # ---- RecBole interface ---------------------------------------------------------------------
+    def diffusion_loss(self, denoiser, x_start, return_x0=False):
+        """The importance-sampled diffusion loss of a batch (Sec. 3.3), after updating the sampler; with
+        `return_x0`, also the denoiser's estimate of x_0 (L-DiffRec decodes it)."""
+        t, pt = self.sampler.sample(x_start.shape[0])
+        out = self.diffusion.training_losses(denoiser, x_start, t, reweight=self.settings["reweight"],
+                                             return_x0=return_x0)
+        losses, x0 = out if return_x0 else (out, None)
+        self.sampler.update(t, losses.detach())
+        loss = self.sampler.weighted_mean(losses, pt)
+        return (loss, x0) if return_x0 else loss
+
+    def denoise(self, denoiser, x_start):
+        s = self.settings
+        return self.diffusion.p_sample_loop(denoiser, x_start, s["sampling_steps"], s["sampling_noise"],
+                                            s["inference_steps"])
+
 class SequentialDiffusionRecommender(SequentialRecommender):
     """Base of recbole-diffrec's sequential models: settings read and checked before any data loads, and
     what recbole-diffrec's trainer asks of a model. Not a model on its own."""
@@ -173,6 +213,7 @@ class SequentialDiffusionRecommender(SequentialRecommender):
             "n_heads": reader.integer("n_heads", low=1),
             "dropout": reader.number("dropout", low=0, high=1, high_open=True),
             "steps": reader.integer("steps", low=1),
+            "MAX_ITEM_LIST_LENGTH": reader.integer("MAX_ITEM_LIST_LENGTH", low=1),
         }
         if s["hidden_size"] % s["n_heads"]:
             raise SettingError("n_heads", s["n_heads"], f"must divide hidden_size={s['hidden_size']}")

@@ -18,7 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from recbole_diffrec.core import GaussianDiffusion
-from recbole_diffrec.models.base import SequentialDiffusionRecommender
+from recbole_diffrec.models.base import SequentialDiffusionRecommender, read_gaussian_diffusion
+
+HO_LINEAR_BOUNDS = (0.0001, 0.02)  # Ho et al.'s linear schedule at 1000 steps, which DiffuRec rescales
 from recbole_diffrec.networks.transformer import DiffuRecApproximator, LayerNorm
 
 
@@ -30,11 +32,13 @@ class DiffuRec(SequentialDiffusionRecommender):
         s = super().read_settings(reader)
         s.update({
             "emb_dropout": reader.number("emb_dropout", low=0, high=1, high_open=True),
-            "noise_schedule": reader.choice("noise_schedule", ("trunc-linear", "cosine", "linear")),
-            "noise_scale": reader.number("noise_scale", low=0, low_open=True),
             "lambda_uncertainty": reader.number("lambda_uncertainty", low=0),
             "rescale_timesteps": reader.boolean("rescale_timesteps"),
         })
+        # "linear" is Ho et al.'s, rescaled to the number of steps as DiffuRec's code does: noise_scale x
+        # 1000 / steps x [1e-4, 0.02] (its linear option); trunc-linear and cosine take no bounds.
+        s.update(read_gaussian_diffusion(reader, ("trunc-linear", "cosine", "linear"), mean_type=False,
+                                         beta_fixed=False, bounds=HO_LINEAR_BOUNDS, rescale=True, scale_open=True))
         return s
 
     def __init__(self, config, dataset):
@@ -43,10 +47,7 @@ class DiffuRec(SequentialDiffusionRecommender):
         self.item_embedding = nn.Embedding(self.n_items, s["hidden_size"])
         self.emb_dropout = nn.Dropout(s["emb_dropout"])
         self.norm = LayerNorm(s["hidden_size"])
-        # "linear" is Ho et al.'s, rescaled to the number of steps as DiffuRec's code does: noise_scale = 1000 / steps
-        # times [1e-4, 0.02] (its linear option); trunc-linear and cosine take no bounds.
-        scale = 1000.0 / s["steps"]
-        self.diffusion = GaussianDiffusion("x0", s["noise_schedule"], s["noise_scale"] * scale, 0.0001, 0.02,
+        self.diffusion = GaussianDiffusion("x0", s["noise_schedule"], s["beta_scale"], s["noise_min"], s["noise_max"],
                                            s["steps"], beta_fixed=False, reverse_variance="large")
         self.approximator = DiffuRecApproximator(
             s["hidden_size"], s["n_layers"], s["n_heads"], s["dropout"], s["lambda_uncertainty"],

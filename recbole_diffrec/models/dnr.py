@@ -28,10 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recbole_diffrec.core import SCHEDULES, GaussianDiffusion, TimestepSampler
-from recbole_diffrec.models.base import SequentialDiffusionRecommender
-from recbole_diffrec.networks.denoiser import timestep_embedding
-from recbole_diffrec.settings import SettingError
+from recbole_diffrec.core import GaussianDiffusion, TimestepSampler
+from recbole_diffrec.models.base import SequentialDiffusionRecommender, read_gaussian_diffusion
+from recbole_diffrec.networks.timesteps import timestep_embedding
 
 
 class DNR(SequentialDiffusionRecommender):
@@ -40,18 +39,11 @@ class DNR(SequentialDiffusionRecommender):
     @classmethod
     def read_settings(cls, reader):
         s = super().read_settings(reader)
-        s.update({
-            "noise_schedule": reader.choice("noise_schedule", SCHEDULES),
-            "noise_scale": reader.number("noise_scale", low=0, low_open=True),
-            "noise_min": reader.number("noise_min", low=0),
-            "noise_max": reader.number("noise_max", low=0),
-            "embedding_noise": reader.number("embedding_noise", low=0),
-            "history_num_per_term": reader.integer("history_num_per_term", low=1),
-        })
+        s.update(read_gaussian_diffusion(reader, mean_type=False, beta_fixed=False, scale_open=True))
+        s["embedding_noise"] = reader.number("embedding_noise", low=0)
+        s["history_num_per_term"] = reader.integer("history_num_per_term", low=1)
         s["inference_step"] = reader.integer("inference_step", low=0, high=s["steps"] - 1, high_name="steps - 1")
         s["inference_draws"] = reader.integer("inference_draws", low=1)
-        if s["noise_schedule"] in ("linear", "linear-var") and s["noise_min"] >= s["noise_max"]:
-            raise SettingError("noise_min", s["noise_min"], f"must be below noise_max={s['noise_max']}")
         return s
 
     def __init__(self, config, dataset):
@@ -97,7 +89,7 @@ class DNR(SequentialDiffusionRecommender):
         rounding = F.cross_entropy(self.to_items(estimate), target, reduction="none")
         losses = squared + rounding
         self.sampler.update(t, losses.detach())
-        return (losses / weight.to(losses.dtype)).mean()
+        return self.sampler.weighted_mean(losses, weight)
 
     @torch.no_grad()
     def item_log_probabilities(self, interaction):

@@ -8,21 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from recbole_diffrec.core.sparse import SparseRows
+from recbole_diffrec.networks.timesteps import timestep_embedding
 
 ACTIVATIONS = {"tanh": torch.tanh, "relu": F.relu, "sigmoid": torch.sigmoid, "gelu": F.gelu}
-
-
-def timestep_embedding(timesteps, dim, max_period=10000):
-    """Sinusoidal embedding of integer timesteps (Vaswani et al. 2017), shape (len(timesteps), dim)."""
-    half = dim // 2
-    freqs = torch.exp(
-        -math.log(max_period) * torch.arange(half, dtype=torch.float32, device=timesteps.device) / half
-    )
-    args = timesteps[:, None].float() * freqs[None]
-    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)
-    if dim % 2:
-        emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=-1)
-    return emb
 
 
 class InputDropout(nn.Dropout):

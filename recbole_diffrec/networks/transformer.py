@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recbole_diffrec.networks.denoiser import timestep_embedding
+from recbole_diffrec.networks.timesteps import timestep_embedding
 
 
 class LayerNorm(nn.Module):
