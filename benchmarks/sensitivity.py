@@ -306,7 +306,9 @@ def load_plan(path):
 
 def make_sweeps(plan, only=None):
     sweeps = []
-    for entry in plan.get("sweeps", []) + plan.get("ablations", []):
+    sweeps_first = [e for e in plan.get("sweeps", []) if not e.get("later")]
+    sweeps_later = [e for e in plan.get("sweeps", []) if e.get("later")]
+    for entry in sweeps_first + plan.get("ablations", []) + sweeps_later:  # the run order
         sweep = Sweep(plan["dataset"], entry["key"], entry["values"], entry.get("model"), entry.get("base"),
                       entry.get("note", ""), entry.get("title"), entry.get("name"), plan.get("settings"))
         if only is None or sweep.title in only or entry["key"] in only:

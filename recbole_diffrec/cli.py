@@ -95,6 +95,9 @@ def convert_values(overrides):
             parsed = ast.literal_eval(value)
         except (ValueError, SyntaxError):
             parsed = {"true": True, "false": False}.get(value.lower(), value)
+            text = value.strip()
+            if text.startswith("[") and text.endswith("]"):  # [Recall,NDCG]: a list of names, unquoted
+                parsed = [convert_values({"_": part.strip()})["_"] for part in text[1:-1].split(",") if part.strip()]
         converted[key] = parsed
     return converted
 
@@ -171,6 +174,28 @@ def tune_main(argv=None, prog="run_hyper.py"):
     return guarded(parser, args.debug, lambda: _tune(parser, args, fixed))
 
 
+def check_hyper_file(parser, path):
+    """A .hyper file names at least one parameter, and each ``choice`` at least one value (hyperopt would
+    fail on either deep in its search)."""
+    found = 0
+    for number, line in enumerate(Path(path).read_text(errors="replace").splitlines(), start=1):
+        parts = line.split()
+        if len(parts) < 3:
+            continue
+        found += 1
+        if parts[1] == "choice":
+            try:
+                values = ast.literal_eval("".join(parts[2:]))
+            except (ValueError, SyntaxError):
+                parser.error(f"--params_file={path}:{number}: {parts[0]} choice takes a list, e.g. [0.001,0.01]")
+            if not isinstance(values, (list, tuple)) or not values:
+                parser.error(f"--params_file={path}:{number}: {parts[0]} choice has no values; give at least one, "
+                             "e.g. [0.001,0.01]")
+    if not found:
+        parser.error(f"--params_file={path}: no parameters; a line is 'name choice [v1,v2]' (or uniform, "
+                     "quniform, loguniform with low,high)")
+
+
 def _tune(parser, args, fixed):
     config_files = args.config_files.split() if args.config_files else None
     output_file = Path(args.output_file or f"hyper_{args.model}.json")
@@ -185,6 +210,8 @@ def _tune(parser, args, fixed):
                          f"own models only ({', '.join(model_classes())})")
     elif not Path(args.params_file).is_file():
         parser.error(f"--params_file={args.params_file}: no such file")
+    else:
+        check_hyper_file(parser, args.params_file)
 
     def objective(params, config_file_list):
         return objective_function(args.model, args.dataset, {**fixed, **params}, config_file_list)

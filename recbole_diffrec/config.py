@@ -9,7 +9,11 @@ silently leave a default in place. Creating a Config applies RecBole's fixes for
 """
 
 import difflib
+import functools
 import os
+import re
+import sys
+from pathlib import Path
 
 import yaml
 from recbole.config import Config as RecBoleConfig
@@ -40,6 +44,34 @@ def torchrun_environment():
     return int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0))
 
 
+_KEY_READ = re.compile(r"""config\[\s*["']([A-Za-z_]\w*)["']\s*\]""")
+
+
+@functools.lru_cache(maxsize=None)
+def _keys_read_in(path):
+    try:
+        return frozenset(_KEY_READ.findall(Path(path).read_text()))
+    except OSError:
+        return frozenset()
+
+
+def recbole_read_keys(model_class):
+    """The settings RecBole's code reads as config["key"]: everywhere outside its model package, and in the
+    modules of `model_class` and of its RecBole base classes."""
+    import recbole
+
+    root = Path(recbole.__file__).parent
+    keys = set()
+    for path in root.rglob("*.py"):
+        if root / "model" not in path.parents:
+            keys |= _keys_read_in(str(path))
+    for cls in model_class.__mro__:
+        module = sys.modules.get(cls.__module__)
+        if module is not None and cls.__module__.startswith("recbole.") and getattr(module, "__file__", None):
+            keys |= _keys_read_in(module.__file__)
+    return keys
+
+
 class Config(RecBoleConfig):
     """RecBole's Config, resolving models through :func:`get_model` and loading our yaml for ours."""
 
@@ -56,17 +88,20 @@ class Config(RecBoleConfig):
             raise
         except (ValueError, TypeError, KeyError, NotImplementedError, RuntimeError, yaml.YAMLError) as err:
             raise RecBoleSettingError(str(err).strip() or type(err).__name__) from None
+        self._refuse_unknown(set(config_dict or {}) - set(unchecked))
         if is_ours(self.model_class):
-            self._refuse_unknown(set(config_dict or {}) - set(unchecked))
             self.model_class.validate_config(self)
         read_trainer_settings(SettingsReader(self))
         read_run_settings(SettingsReader(self))
 
     def _refuse_unknown(self, keys):
         """An override nothing declares (the model's yaml, RecBole's defaults, the config files) is read by
-        no code of a recbole-diffrec model: most likely a misspelling. RecBole's models are not checked,
-        since some of them read keys their yaml does not declare."""
+        no code of a recbole-diffrec model: most likely a misspelling. A RecBole model may also read keys its
+        yaml does not declare: for it, a key its own module or RecBole's code outside the models reads is
+        known too (RecBole's source, read once)."""
         known = set(self.internal_config_dict) | set(self.file_config_dict) | RUNTIME_SETTINGS
+        if not is_ours(self.model_class):
+            known |= recbole_read_keys(self.model_class)
         unknown = sorted(keys - known)
         if unknown:
             key = unknown[0]

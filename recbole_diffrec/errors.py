@@ -4,6 +4,7 @@ what is allowed or how to fix it; the command line prints it as one line and exi
 - :class:`SettingError`: a setting (command line, yaml, ``config_dict``, a model name, serving arguments).
 - :class:`DataError`: the data (a missing dataset or file, rows that do not parse, a split a model cannot use).
 - :class:`CheckpointError`: a checkpoint (missing, truncated, unsafe, of another model or other data).
+- :class:`TrainingDiverged`: a non-finite training loss (the settings or the data); the snapshot is kept.
 """
 
 
@@ -42,6 +43,11 @@ class DataError(UserError):
 
 class CheckpointError(UserError):
     """A checkpoint that cannot be used."""
+
+
+class TrainingDiverged(UserError, FloatingPointError):
+    """Training met a non-finite loss (too high a learning rate, say); the message names the epoch, the batch
+    and the snapshot to resume from, which is kept."""
 
 
 class UnsafeCheckpointError(CheckpointError):

@@ -9,6 +9,7 @@ Without RecBole's ``quick_start`` module, which imports ray.
 """
 
 import contextlib
+import hashlib
 import logging
 import os
 from logging import getLogger
@@ -56,6 +57,7 @@ def prepare(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=None, con
         ours = is_ours(model_class)
         dataset_obj = create_dataset(config, model_class.validate_dataset if ours else None)
         logger.info(dataset_obj)
+        check_cutoffs(config, dataset_obj)
         record = data_record(dataset_obj)
         if trained_on is not None:
             changed = data_differences(trained_on, record)
@@ -75,6 +77,16 @@ def prepare(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=None, con
         if resume_file:
             trainer.resume_checkpoint(resume_file)
     return config, (train_data, valid_data, test_data), model_obj, trainer
+
+
+def check_cutoffs(config, dataset):
+    """Every top-k cut-off ranks at most the dataset's items (RecBole's padding item aside)."""
+    topk = config["topk"]
+    cutoffs = [topk] if isinstance(topk, int) else list(topk or [])
+    items = dataset.item_num - 1
+    if cutoffs and max(cutoffs) > items:
+        raise SettingError("topk", topk, f"every cut-off must be at most {items}, the items of dataset "
+                           f"{dataset.dataset_name!r}")
 
 
 _RUN_HANDLERS = []  # the log handlers RecBole's init_logger added for the latest run of this process
@@ -107,8 +119,10 @@ def _files(folder):
 @contextlib.contextmanager
 def discarded_on_error(config):
     """On a user's error inside, remove what the run wrote: the files that appeared in RecBole's log folders
-    and the checkpoint folder (its log file), and those folders where it made them."""
+    and the checkpoint folder (its log file), and those folders where it made them. In a distributed run
+    rank 0 alone cleans up (the ranks share the folders), and a file or folder already gone is no error."""
     folders = ("./log/", "./log_tensorboard/", config["checkpoint_dir"])  # RecBole's log folders are fixed
+    cleans = not config["local_rank"]
     existed = {path: _files(path) if os.path.isdir(path) else None for path in folders}
     try:
         yield
@@ -118,14 +132,17 @@ def discarded_on_error(config):
             if isinstance(handler, logging.FileHandler):
                 handler.close()
                 root.removeHandler(handler)
-        for path, before in existed.items():
+        for path, before in existed.items() if cleans else ():
             if not os.path.isdir(path):
                 continue
             for new in _files(path) - (before or set()):
-                os.remove(new)
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(new)
             for folder, _, _ in sorted(os.walk(path), reverse=True):  # deepest first; folders left empty go
-                if not os.listdir(folder) and (before is None or os.path.normpath(folder) != os.path.normpath(path)):
-                    os.rmdir(folder)
+                with contextlib.suppress(FileNotFoundError, OSError):
+                    if not os.listdir(folder) and (before is None or
+                                                   os.path.normpath(folder) != os.path.normpath(path)):
+                        os.rmdir(folder)
         raise
 
 
@@ -240,6 +257,8 @@ def recommend(checkpoint, user_tokens, k=10, overrides=None):
     the model is built."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise SettingError("k", k, "must be an integer >= 1")
+    if isinstance(user_tokens, (str, bytes, int, np.integer)):  # one user, not the characters of a token
+        user_tokens = [user_tokens.decode() if isinstance(user_tokens, bytes) else user_tokens]
     tokens = [str(t) for t in user_tokens]
     if not tokens:
         raise SettingError("users", tokens, "name at least one user token")
@@ -277,7 +296,17 @@ def recommend(checkpoint, user_tokens, k=10, overrides=None):
     request = {dataset.uid_field: users}
     if "sequences" in found:
         request.update(latest_items(found["sequences"], model.max_seq_length, dataset, model.device))
-    scores = model.full_sort_predict(Interaction(request)).reshape(len(users), -1)
+    # One user at a time, torch's generator seeded by the checkpoint's name and the user's token: a model that
+    # draws noise at inference (DiffuRec, DNR, DiffRec with sampling_noise) gives a user the same list whoever
+    # else is in the request.
+    rows = []
+    for row, token in enumerate(tokens):
+        with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
+            digest = hashlib.sha256(f"{os.path.basename(str(checkpoint))}\0{token}".encode()).digest()
+            torch.manual_seed(int.from_bytes(digest[:8], "little") % 2 ** 63)
+            one = {key: value[row:row + 1] for key, value in request.items()}
+            rows.append(model.full_sort_predict(Interaction(one)).reshape(1, -1))
+    scores = torch.cat(rows)
     scores = scores.masked_fill(torch.as_tensor(found["seen"], device=scores.device), float("-inf"))
     top = torch.topk(scores, k, dim=1).indices.cpu().numpy()
     return {t: dataset.id2token(dataset.iid_field, row).tolist() for t, row in zip(tokens, top)}

@@ -273,3 +273,144 @@ def test_the_real_command_prints_one_line_and_debug_shows_the_traceback(workdir)
     assert proc.stderr.strip().splitlines() == ["recbole-diffrec evaluate: error: checkpoint missing.pth: no such file"]
     proc = subprocess.run([*command, "--debug"], capture_output=True, text=True, cwd=workdir)
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "CheckpointError" in proc.stderr
+
+
+# ---- trust, second pass: silent wrong answers made loud ----------------------------------------------------
+ML100K_TIMES = ["user_id:token\titem_id:token\ttimestamp:float", "1\t1\t10", "1\t2\t20", "2\t1\t30", "2\t3\tnan",
+                "3\t2\t50", "3\t3\t60"]
+
+
+@pytest.mark.parametrize("model", ["TDiffRec", "DiffRec", "SASRec", "DNR"])
+def test_a_missing_timestamp_is_refused_not_filled_with_the_mean(model, workdir, capsys):
+    path = toy_dataset(workdir, "nantime", ML100K_TIMES[0], ML100K_TIMES[1:])
+    line = refused(main, [f"--model={model}", "--dataset=nantime", f"--data_path={path}",
+                          "--load_col={'inter': ['user_id', 'item_id', 'timestamp']}", "--train_neg_sample_args=None",
+                          *FAST[:2]], capsys, workdir, "run_recbole.py", "1 rows have no valid 'timestamp'")
+    assert "first at line 5" in line and "column mean" in line
+
+
+def test_a_missing_item_is_refused_not_filled_with_padding(workdir, capsys):
+    path = toy_dataset(workdir, "noitem", "user_id:token\titem_id:token", ["1\t1", "1\t", "2\t2"])
+    refused(main, ["--model=DiffRec", "--dataset=noitem", f"--data_path={path}", *FAST], capsys, workdir,
+            "run_recbole.py", "rows have no valid 'item_id' (first at line 3")
+
+
+def test_a_misspelt_setting_of_a_recbole_model_is_refused(workdir, capsys):
+    refused(main, ["--model=BPR", "--learning_rat=0.5"], capsys, workdir, "run_recbole.py",
+            "did you mean learning_rate?")
+
+
+def test_a_setting_a_recbole_model_reads_without_declaring_it_is_accepted():
+    from recbole_diffrec.config import recbole_read_keys
+    from recbole_diffrec.registry import get_model
+
+    keys = recbole_read_keys(get_model("LightGCN"))
+    assert {"require_pow", "n_layers", "learning_rate", "eval_args"} <= keys
+    assert "learning_rat" not in keys and "w_min" not in keys  # w_min: RecBole's DiffRec reads it, LightGCN not
+
+
+def test_a_misspelt_key_in_a_hyper_file_is_refused_before_any_trial(workdir, capsys):
+    (workdir / "typo.hyper").write_text("learning_rat choice [0.1,0.5]\n")
+    refused(tune_main, ["--model=BPR", "--params_file=typo.hyper"], capsys, workdir, "run_hyper.py",
+            "did you mean learning_rate?")
+
+
+@pytest.mark.parametrize("text,needle", [("", "no parameters"), ("  \n\t\n", "no parameters"),
+                                         ("learning_rate choice []\n", "choice has no values")])
+def test_an_empty_hyper_file_or_choice(text, needle, workdir, capsys):
+    (workdir / "space.hyper").write_text(text)
+    refused(tune_main, ["--model=BPR", "--params_file=space.hyper"], capsys, workdir, "run_hyper.py", needle)
+
+
+@pytest.mark.parametrize("content,needle", [
+    (b"1 5 6\n2 7 8\n1 9 10\n", "user 1 already has a sequence on line 1"),
+    (b"1 5 6\n01 7 8\n", "user '01' has a leading zero"),
+    (b"1 5 007\n", "item '007' has a leading zero"),
+    (b"1 5 99999999999999999999\n", "larger than 9223372036854775807"),
+    ("1 5 \u00b2\n".encode(), "item '\u00b2' is not a non-negative integer"),
+    (b"1 5 \xff6\n", "not UTF-8 text (byte 0xff at column 5)"),
+])
+def test_convert_refuses_what_it_would_merge_or_misread(content, needle, workdir, capsys):
+    (workdir / "seq.txt").write_bytes(content)
+    refused(cli, ["convert", "seq.txt", "--out", "data"], capsys, workdir, "recbole-diffrec convert", needle)
+
+
+def test_convert_accepts_a_byte_order_mark(workdir):
+    from recbole_diffrec.data.convert import load_sequences
+
+    (workdir / "seq.txt").write_bytes(b"\xef\xbb\xbf1 5 6\n2 7\n")
+    users, items, positions = load_sequences(workdir / "seq.txt")
+    assert users.tolist() == [1, 1, 2] and items.tolist() == [5, 6, 7] and positions.tolist() == [0, 1, 0]
+
+
+def test_convert_to_an_out_that_is_a_file(workdir, capsys):
+    (workdir / "seq.txt").write_text("1 5 6\n")
+    (workdir / "taken").write_text("mine\n")
+    refused(cli, ["convert", "seq.txt", "--out", "taken"], capsys, workdir, "recbole-diffrec convert",
+            "it is a file, not a folder")
+    assert (workdir / "taken").read_text() == "mine\n"
+
+
+def test_a_byte_order_mark_before_an_inter_header_is_read(workdir):
+    rows = ["user_id:token\titem_id:token"] + [f"{u}\t{i}" for u in range(1, 30) for i in range(1, 12) if (u + i) % 3]
+    folder = workdir / "data" / "bom"
+    folder.mkdir(parents=True)
+    (folder / "bom.inter").write_bytes(b"\xef\xbb\xbf" + ("\n".join(rows) + "\n").encode())
+    result = run("DiffRec", "bom", config_dict={"data_path": str(workdir / "data"), "epochs": 1, "show_progress": False,
+                                                "steps": 5, "dims_dnn": [16]})
+    assert result["test_result"]
+
+
+@pytest.mark.parametrize("model", ["DNR", "DiffuRec"])
+@pytest.mark.parametrize("length", [0, -3])
+def test_an_empty_history_length_is_refused_before_the_data_loads(model, length, workdir, capsys):
+    refused(main, [f"--model={model}", f"--MAX_ITEM_LIST_LENGTH={length}"], capsys, workdir, "run_recbole.py",
+            f"invalid setting MAX_ITEM_LIST_LENGTH={length}: must be >= 1")
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--model=DNR", "--noise_schedule=linear", "--noise_scale=100"], "invalid setting noise_scale=100"),
+    (["--model=DiffuRec", "--noise_schedule=linear", "--steps=16"], "every beta must lie in (0, 1)"),
+])
+def test_the_sequential_models_check_their_noise_schedule(argv, needle, workdir, capsys):
+    refused(main, argv, capsys, workdir, "run_recbole.py", needle)
+
+
+def test_a_diverging_run_ends_with_the_trainers_stop(workdir, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--model=DiffRec", "--learning_rate=1e30", *FAST])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("run_recbole.py: error: training loss is nan at epoch 0, batch "), last
+    snapshot_file = last.split(") is ")[1].split(". Hint")[0]
+    assert os.path.isfile(snapshot_file), "the snapshot it names is kept for --resume"
+
+
+def test_evaluate_takes_an_unquoted_metric_list_and_refuses_a_cutoff_past_the_catalogue(workdir, capsys, trained):
+    refused(cli, ["evaluate", trained["DiffRec"], "--topk=[5000]"], capsys, workdir, "recbole-diffrec evaluate",
+            "every cut-off must be at most 1682")
+    from recbole_diffrec.cli import convert_values
+
+    assert convert_values({"metrics": "[Recall,NDCG]", "topk": "[5, 10]"}) == {"metrics": ["Recall", "NDCG"],
+                                                                               "topk": [5, 10]}
+
+
+def test_an_item_embedding_file_of_another_catalogue_is_refused(workdir, capsys):
+    import numpy as np
+
+    np.save(workdir / "emb.npy", np.random.default_rng(0).standard_normal((1238, 8)).astype(np.float32))
+    refused(main, ["--model=LDiffRec", "--item_emb_source=file", f"--item_emb_file={workdir / 'emb.npy'}", *FAST[:2]],
+            capsys, workdir, "run_recbole.py", "has 1238 rows but dataset 'ml-100k' has 1682 items")
+
+
+def test_equal_timestamps_warn_that_row_order_decides(workdir, caplog):
+    rows = [f"{u}\t{i}\t5" for u in range(1, 30) for i in range(1, 12) if (u + i) % 3]
+    path = toy_dataset(workdir, "flat", "user_id:token\titem_id:token\ttimestamp:float", rows)
+    import logging
+
+    with caplog.at_level(logging.WARNING):
+        run("TDiffRec", "flat", config_dict={"data_path": path, "epochs": 1, "show_progress": False, "steps": 5,
+                                             "dims_dnn": [16],
+                                             "load_col": {"inter": ["user_id", "item_id", "timestamp"]}})
+    assert any("the recency weights then follow the order of the rows" in r.getMessage() for r in caplog.records)

@@ -111,13 +111,14 @@ def test_an_override_nothing_declares_is_refused_with_the_nearest_name(tmp_path)
     with pytest.raises(SettingError, match=r"^invalid setting zzz=1: not a setting of LDiffRec \(.*\)$"):
         Config(model="LDiffRec", dataset="ml-100k", config_dict={"zzz": 1})
     # a key a config file declares is known (a shared file may hold several models' keys); the distributed
-    # hand-over's keys are known; RecBole's models are not checked (some read keys their yaml lacks)
+    # hand-over's keys are known; a RecBole model is checked too, against its yaml and the keys RecBole's code reads
     shared = tmp_path / "shared.yaml"
     shared.write_text("reg_weight: 0.001\n")
     assert Config(model="DiffRec", dataset="ml-100k", config_file_list=[str(shared)],
                   config_dict={"reg_weight": 0.01})["reg_weight"] == 0.01
     assert Config(model="DiffRec", dataset="ml-100k", config_dict={"dist_backend": "gloo"})["dist_backend"] == "gloo"
-    assert Config(model="BPR", dataset="ml-100k", config_dict={"zzz": 1})["zzz"] == 1
+    with pytest.raises(SettingError, match=r"^invalid setting zzz=1: not a setting of BPR"):
+        Config(model="BPR", dataset="ml-100k", config_dict={"zzz": 1})
     # `unchecked` exempts a saved run's own settings
     assert Config(model="DiffRec", dataset="ml-100k", config_dict={"zzz": 1}, unchecked={"zzz"})["zzz"] == 1
 

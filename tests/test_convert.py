@@ -32,7 +32,7 @@ def test_round_trip_ids_counts_and_order(workdir):
     assert valid_times == [11, 12, 13]  # after every training row
 
     config = {"data_path": str(workdir / "dataset"), "show_progress": False, "epochs": 1, "steps": 2,
-              "dims_dnn": [8], "eval_batch_users": 10}
+              "dims_dnn": [8], "eval_batch_users": 10, "topk": [3, 5], "valid_metric": "Recall@5"}
     _, (train, valid, test), model, _ = prepare("TDiffRec", "toy", [str(_repo() / "dataset_configs/ml-1m_clean.yaml")],
                                                 config)
     ds = train._dataset

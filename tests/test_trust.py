@@ -104,7 +104,10 @@ def test_duplicates_are_counted_and_dropped_for_our_models_kept_for_recboles(wor
     assert rows("DiffRec", {"duplicate_interactions": "keep"}) == n
     assert "3 duplicate (user, item) rows kept" in caplog.text
     caplog.clear()
-    assert rows("BPR", {"epochs": 1}) == n  # RecBole's models: RecBole's behaviour, with the count logged
+    bpr = {"data_path": str(workdir / "data"), "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+           "show_progress": False}
+    _, splits, _, _ = prepare("BPR", "toy", None, {**bpr, "epochs": 1})
+    assert sum(len(part.dataset.inter_feat) for part in splits) == n  # RecBole's models: RecBole's behaviour, with the count logged
     assert "3 duplicate (user, item) rows kept" in caplog.text
 
 
@@ -140,3 +143,22 @@ def test_resuming_a_copy_on_other_data_is_refused(workdir):
     settings = {**SMALL, "data_path": str(workdir / "data"), "load_col": {"inter": ["user_id", "item_id", "timestamp"]}}
     with pytest.raises(CheckpointError, match="refusing to resume"):
         prepare("DiffRec", "toy", None, settings, resume_file=str(workdir / "copy.pth"))
+
+
+def test_a_sequential_model_serves_a_user_the_same_list_whoever_else_is_asked_about(workdir):
+    """DNR draws noise at inference; the noise of a recommendation is drawn per user (seeded by the checkpoint
+    and the user's token), so a user's list does not depend on the other users of the request. A single
+    token is one user (not its characters), and a sequential checkpoint takes other cut-offs and metrics."""
+    from recbole_diffrec.pipeline import evaluate, recommend, run
+
+    settings = {"show_progress": False, "epochs": 1, "hidden_size": 16, "n_layers": 1, "n_heads": 2, "steps": 10,
+                "inference_step": 4, "MAX_ITEM_LIST_LENGTH": 10, "train_batch_size": 2048, "eval_step": 1,
+                "train_precision": "float32"}
+    checkpoint = run("DNR", config_dict=settings)["checkpoint"]
+    alone = recommend(checkpoint, ["196"], k=10)
+    assert recommend(checkpoint, "196", k=10) == alone  # "196" is one user, not users 1, 9 and 6
+    crowd = recommend(checkpoint, ["405", "196", "1", "2", "3"], k=10)
+    assert crowd["196"] == alone["196"]
+    assert recommend(checkpoint, ["405"], k=10)["405"] == crowd["405"]
+    again = evaluate(checkpoint, {"topk": [5], "metrics": ["Hit", "MRR"]})
+    assert set(again["test"]) == {"hit@5", "mrr@5"}

@@ -70,12 +70,21 @@ def load_split(src):
     return arrays
 
 
+def _target_folder(out, name):
+    """<out>/<name>, refused when <out> or it exists as something other than a folder."""
+    for folder in (Path(out), Path(out) / name):
+        if folder.exists() and not folder.is_dir():
+            raise DataError(f"invalid setting out={str(folder)!r}: it is a file, not a folder; choose another --out "
+                            "or --name")
+    return Path(out) / name
+
+
 def convert(src, out="dataset", name=None, overwrite=False):
     """Write the atomic files; returns the dataset folder. Refuses to overwrite unless asked."""
     src = Path(src)
     name = name or src.name
     arrays = load_split(src)
-    target = Path(out) / name
+    target = _target_folder(out, name)
     files = [target / f"{name}.{split}.inter" for split in SPLITS]
     existing = [f for f in files if f.exists()]
     if existing and not overwrite:
@@ -97,20 +106,53 @@ def convert(src, out="dataset", name=None, overwrite=False):
     return target
 
 
+INT64_MAX = np.iinfo(np.int64).max
+
+
+def _token(path, number, text, what):
+    """A user or item id of a sequences file: ASCII digits, no leading zero, within int64."""
+    if not text.isascii() or not text.isdigit():
+        raise SplitError(f"{path}:{number}: {what} {text!r} is not a non-negative integer of the digits 0-9; "
+                         "expected 'user item_1 ... item_n'")
+    if len(text) > 1 and text[0] == "0":
+        raise SplitError(f"{path}:{number}: {what} {text!r} has a leading zero; ids are read as numbers, so it would "
+                         f"be the same {what} as {text.lstrip('0') or '0'!r}. Write it without the zero")
+    value = int(text)
+    if value > INT64_MAX:
+        raise SplitError(f"{path}:{number}: {what} {text} is larger than {INT64_MAX}, the largest id allowed (int64)")
+    return value
+
+
 def load_sequences(path):
-    """(users, items, positions) int64 arrays from a sequences file; refused (SplitError) when malformed."""
-    users, items, positions = [], [], []
-    with open(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) < 2 or not all(f.isdigit() for f in fields):
-                raise SplitError(f"{path}:{number}: expected 'user item_1 ... item_n' (non-negative integers)")
-            sequence = np.array(fields[1:], dtype=np.int64)
-            users.append(np.full(len(sequence), int(fields[0]), dtype=np.int64))
-            items.append(sequence)
-            positions.append(np.arange(len(sequence), dtype=np.int64))
+    """(users, items, positions) int64 arrays from a sequences file; refused (SplitError) when malformed.
+
+    The file is UTF-8 text (a leading byte-order mark is accepted), one user per line. A user on two lines
+    is refused with both line numbers: their positions would restart and the two sequences interleave."""
+    users, items, positions, seen = [], [], [], {}
+    with open(path, "rb") as handle:
+        raw = handle.read()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]  # the byte-order mark spreadsheet programs write
+    for number, line in enumerate(raw.split(b"\n"), start=1):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise SplitError(f"{path}:{number}: not UTF-8 text (byte {line[err.start]:#04x} at column "
+                             f"{err.start + 1}); expected 'user item_1 ... item_n'") from None
+        fields = text.split()
+        if not fields:
+            continue
+        if len(fields) < 2:
+            raise SplitError(f"{path}:{number}: expected 'user item_1 ... item_n' (a user and at least one item)")
+        user = _token(path, number, fields[0], "user")
+        if user in seen:
+            raise SplitError(f"{path}:{number}: user {user} already has a sequence on line {seen[user]}; give each "
+                             "user one line (merge the two sequences in time order)")
+        seen[user] = number
+        sequence = np.array([_token(path, number, f, "item") for f in fields[1:]], dtype=np.int64)
+        users.append(np.full(len(sequence), user, dtype=np.int64))
+        items.append(sequence)
+        positions.append(np.arange(len(sequence), dtype=np.int64))
     if not users:
         raise SplitError(f"{path} holds no sequences")
     return np.concatenate(users), np.concatenate(items), np.concatenate(positions)
@@ -135,7 +177,7 @@ def convert_sequences(src, out="dataset", name=None, overwrite=False, sample=Non
     if sample is not None:
         keep = sample_users(users, sample, sample_seed)
         users, items, positions = users[keep], items[keep], positions[keep]
-    target = Path(out) / name
+    target = _target_folder(out, name)
     path = target / f"{name}.inter"
     if path.exists() and not overwrite:
         raise DataError(f"{path} exists; pass --overwrite to replace it, or choose another --out or --name")

@@ -1,6 +1,7 @@
 """Data preparation: RecBole's datasets and loaders, with a per-user training loader and cached full-sort
 evaluation batches for recbole-diffrec's models."""
 
+import contextlib
 import hashlib
 import os
 from logging import getLogger
@@ -16,7 +17,9 @@ from recbole.data.dataloader import (
     UserDataLoader,
 )
 from recbole.data.interaction import Interaction
+from recbole.data.dataset import Dataset as RecBoleDataset
 from recbole.data.utils import create_samplers, get_dataloader
+from recbole.utils import FeatureSource
 
 from recbole_diffrec.errors import DataError, UserError
 
@@ -106,6 +109,51 @@ def check_data_files(config):
     missing = [f for f in files if not os.path.isfile(f)]
     if missing:
         raise DataError(f"dataset {name!r}: no file {missing[0]}; a dataset needs {', '.join(map(os.path.basename, files))}")
+    boms = []
+    for path in files:
+        with open(path, "rb") as handle:
+            boms.append(handle.read(3) == b"\xef\xbb\xbf")
+    if any(boms) and (config["encoding"] or "utf-8").lower().replace("_", "-") in ("utf-8", "utf8"):
+        # a byte-order mark (spreadsheet programs write one) would otherwise end up in the first column's name
+        config["encoding"] = "utf-8-sig"
+        getLogger().info(f"dataset {name!r}: a .inter file starts with a UTF-8 byte-order mark; read as utf-8-sig")
+
+
+_READ_FIELDS = ("uid_field", "iid_field", "time_field")
+
+
+@contextlib.contextmanager
+def refusing_missing_values():
+    """While RecBole loads a dataset: an interaction file whose user, item or time field has a missing or
+    non-finite value is refused with the row count and the first line, before RecBole's fill would give the
+    row a padding token or the column's mean (which moves the time-ordered split and the recency weights)."""
+    original = RecBoleDataset._load_feat
+
+    def load_feat(self, filepath, source):
+        frame = original(self, filepath, source)
+        if frame is not None and source == FeatureSource.INTERACTION:
+            for attribute in _READ_FIELDS:
+                field = getattr(self, attribute, None)
+                if field is None or field not in frame:
+                    continue
+                values = frame[field]
+                bad = np.array(values.isna().to_numpy(), dtype=bool)
+                if pd.api.types.is_numeric_dtype(values):
+                    bad |= ~np.isfinite(values.to_numpy(dtype=np.float64, na_value=np.nan))
+                if bad.any():
+                    first = int(np.flatnonzero(bad)[0])
+                    raise DataError(
+                        f"{filepath}: {int(bad.sum())} rows have no valid {field!r} (first at line {first + 2}, "
+                        f"counting the header as line 1); RecBole would fill them with "
+                        f"{'the column mean' if pd.api.types.is_numeric_dtype(values) else 'a padding id'}, silently. "
+                        "Fix or drop those rows")
+        return frame
+
+    RecBoleDataset._load_feat = load_feat
+    try:
+        yield
+    finally:
+        RecBoleDataset._load_feat = original
 
 
 def create_dataset(config, check=None):
@@ -114,7 +162,8 @@ def create_dataset(config, check=None):
     check_data_files(config)
     name = config["dataset"]
     try:
-        dataset = recbole_create_dataset(config)
+        with refusing_missing_values():
+            dataset = recbole_create_dataset(config)
     except UserError:
         raise
     except (ValueError, KeyError, TypeError, IndexError, pd.errors.ParserError) as err:

@@ -11,6 +11,8 @@ to undo it; items are ranked by the denoised vector. T-DiffRec first weights eac
 recency (Sec. 4.2).
 """
 
+from logging import getLogger
+
 import numpy as np
 
 from recbole_diffrec.data.interactions import recency_weights
@@ -83,6 +85,10 @@ class TimeWeighting:
                 f"{cls.__name__}: {int(bad.sum())} interactions have a non-finite {time_field!r} "
                 f"(first at row {int(np.flatnonzero(bad)[0])}); fix or drop them"
             )
+        if len(times) > 1 and np.all(times == times[0]):
+            getLogger().warning(
+                f"{cls.__name__}: every interaction of dataset {dataset.dataset_name!r} has the same {time_field!r} "
+                f"({times[0]}); the recency weights then follow the order of the rows in the file")
 
     def interaction_values(self, dataset):
         self.validate_dataset(dataset)

@@ -119,6 +119,9 @@ class LDiffRec(DiffRec):
 
     def _embeddings_from_file(self, dataset, path):
         table = np.load(path, allow_pickle=False)  # checked when the settings were read
+        if len(table) != self.n_items - 1:
+            raise SettingError("item_emb_file", path, f"has {len(table)} rows but dataset {dataset.dataset_name!r} has "
+                               f"{self.n_items - 1} items; row i must be the item with token i, one row per item")
         emb = np.zeros((self.n_items, table.shape[1]), dtype=np.float32)
         tokens = dataset.field2id_token[dataset.iid_field]
         for internal, token in enumerate(tokens[1:], start=1):

@@ -20,7 +20,7 @@ from recbole.utils import set_color
 from tqdm import tqdm
 
 from recbole_diffrec.data.loaders import data_differences
-from recbole_diffrec.errors import CheckpointError
+from recbole_diffrec.errors import CheckpointError, TrainingDiverged
 from recbole_diffrec.settings import SettingError, SettingsReader, may_change
 from recbole_diffrec.training.averaging import WeightAverage
 from recbole_diffrec.training.checkpoint import (
@@ -301,7 +301,20 @@ class SafeCheckpointMixin:
 
     def _run_epoch(self, train_data, epoch_idx, loss_func=None, show_progress=False):
         """RecBole's training epoch."""
+        self._epoch_running, self._batch_running = epoch_idx, 0
         return super()._train_epoch(train_data, epoch_idx, loss_func=loss_func, show_progress=show_progress)
+
+    def _check_nan(self, loss):
+        """RecBole's check of each batch's loss (its models), stopping as recbole-diffrec's trainer does."""
+        batch = getattr(self, "_batch_running", 0)
+        self._batch_running = batch + 1
+        if not torch.isfinite(loss):
+            snapshot = (f"the last good checkpoint (the state before epoch {self._snapshot_epoch}) is "
+                        f"{self.last_checkpoint_file}" if getattr(self, "_snapshot_epoch", None) is not None
+                        else "no snapshot was written yet")
+            raise TrainingDiverged(
+                f"training loss is {float(loss)} at epoch {getattr(self, '_epoch_running', '?')}, batch {batch}; "
+                f"{snapshot}. Hint: lower learning_rate, or check the input data; then continue with --resume=<that file>.")
 
 class DiffusionTrainer(SafeCheckpointMixin, Trainer):
     """Trainer of recbole-diffrec's models.
@@ -398,7 +411,7 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
         losses = torch.stack(batch_losses).double().cpu().numpy()  # the epoch's one host sync
         bad = np.flatnonzero(~np.isfinite(losses))
         if len(bad):
-            raise FloatingPointError(
+            raise TrainingDiverged(
                 f"training loss is {losses[bad[0]]} at epoch {epoch_idx}, batch {bad[0]}; the last good checkpoint "
                 f"(the state before epoch {self._snapshot_epoch}) is {self.last_checkpoint_file}. Hint: lower learning_rate or "
                 "noise_scale, or check the input data; then continue with --resume=<that file>."
