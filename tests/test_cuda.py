@@ -98,3 +98,100 @@ def test_use_gpu_false_means_the_cpu_and_auto_eval_batches_fill_the_gpu(workdir)
     config, _, net, _ = prepare("DiffRec", "ml-100k", None, ON_GPU)
     assert next(net.parameters()).is_cuda
     assert config["eval_batch_size"] == net.n_users * net.n_items  # ml-100k fits in one batch
+
+
+# ---- every model of the pack (tests/test_device_guard.py guards the same models on the CPU) -----------------
+from test_device_guard import CASES  # noqa: E402
+
+GENERAL = [c for c in sorted(CASES) if c.split("@")[0] not in ("DiffuRec", "DNR")]
+SPARSE = {"DiffRec": {"input_path": "sparse"}, "LDiffRec": {"input_path": "sparse"},
+          "GiffCF": {"propagation": "sparse"}}
+
+
+def _gpu_settings(case, **extra):
+    return {**CASES[case], **ON_GPU, "eval_batch_users": 0, **extra}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize("precision", ["float32", "bfloat16"])
+def test_every_models_training_steps_never_sync_with_the_host(case, precision, workdir):
+    """A few steps of the pack's trainer under torch.cuda.set_sync_debug_mode("error"), float32 and bfloat16
+    autocast: no step waits on the host, and the loss stays finite."""
+    _, (train, _, _), net, trainer = prepare(case.split("@")[0], "ml-100k", None,
+                                             _gpu_settings(case, train_precision=precision))
+    assert next(net.parameters()).is_cuda
+    batches = [trainer._to_device(b) for _, b in zip(range(4), train)]
+    trainer.optimizer.zero_grad()
+    net.calculate_loss(batches[0]).backward()  # warm-up
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for interaction in batches[1:]:
+            trainer.optimizer.zero_grad()
+            with torch.autocast("cuda", dtype=trainer.autocast_dtype or torch.float32,
+                                enabled=trainer.autocast_dtype is not None):
+                loss = net.calculate_loss(interaction)
+            loss.backward()
+            trainer.optimizer.step()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    assert torch.isfinite(loss).item()
+
+
+@pytest.mark.parametrize("case", GENERAL)
+@torch.no_grad()
+def test_every_general_models_gpu_scores_match_the_cpu(case, workdir):
+    """The same weights score the same on both devices (the sequential models draw noise at inference)."""
+    name = case.split("@")[0]
+    _, _, net, _ = prepare(name, "ml-100k", None, _gpu_settings(case, use_gpu=False))
+    if "sampling_noise" in CASES[case]:
+        net.settings["sampling_noise"] = False
+    net.eval()
+    gpu = copy.deepcopy(net).to("cuda").eval()
+    gpu.device = torch.device("cuda")
+    users = torch.arange(1, 201)
+    cpu_scores = net.full_sort_predict({net.USER_ID: users}).reshape(200, -1)
+    gpu_scores = gpu.full_sort_predict({net.USER_ID: users.cuda()}).reshape(200, -1).cpu()
+    assert (cpu_scores - gpu_scores).abs().max() <= 1e-3 * cpu_scores.abs().max().clamp_min(1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(SPARSE))
+@torch.no_grad()
+def test_the_sparse_paths_on_cuda_equal_the_dense_ones(name, workdir):
+    _, _, dense, _ = prepare(name, "ml-100k", None, _gpu_settings(name))
+    _, _, sparse, _ = prepare(name, "ml-100k", None, _gpu_settings(name, **SPARSE[name]))
+    sparse.load_state_dict(dense.state_dict())
+    dense.eval(), sparse.eval()
+    users = torch.arange(1, 101, device="cuda")
+    a = dense.full_sort_predict({dense.USER_ID: users})
+    b = sparse.full_sort_predict({sparse.USER_ID: users})
+    assert (a - b).abs().max() <= 1e-3 * a.abs().max()
+
+
+@pytest.mark.parametrize("name", ["DiffRec", "GiffCF", "FlowCF", "DNR"])
+def test_resume_on_the_gpu_continues_the_run(name, workdir):
+    from recbole_diffrec.training.checkpoint import load_checkpoint
+
+    case = name if name in CASES else "DiffRec"
+    _, (train, _, _), net, trainer = prepare(name, "ml-100k", None, _gpu_settings(case, epochs=3))
+    trainer._train_epoch(train, 0)
+    trainer._save_last(train, 1)
+    saved = load_checkpoint(trainer.last_checkpoint_file, map_location="cpu")
+    _, _, again, resumed = prepare(name, "ml-100k", None, _gpu_settings(case, epochs=3),
+                                   resume_file=trainer.last_checkpoint_file)
+    assert resumed.start_epoch == 1
+    for key, value in again.state_dict().items():
+        assert value.is_cuda and torch.equal(value.cpu(), saved["state_dict"][key].cpu()), key
+
+
+@pytest.mark.parametrize("name", ["DiffRec", "GiffCF", "FlowCF", "DNR"])
+def test_a_model_trained_on_the_gpu_serves_on_the_cpu(name, workdir):
+    from recbole_diffrec.pipeline import recommend
+
+    case = name if name in CASES else "DiffRec"
+    checkpoint = run(name, config_dict=_gpu_settings(case, epochs=1))["checkpoint"]
+    on_gpu = recommend(checkpoint, ["196", "405"], k=10)
+    on_cpu = recommend(checkpoint, ["196", "405"], k=10, overrides={"use_gpu": False})
+    assert set(on_cpu) == {"196", "405"} and all(len(v) == 10 for v in on_cpu.values())
+    if name != "DNR":  # deterministic at inference: the same lists on both devices, up to near-ties
+        assert sum(a == b for u in on_cpu for a, b in zip(on_cpu[u], on_gpu[u])) >= 16

@@ -15,6 +15,8 @@ re-blurs the prediction and, with noise_decay > 0, keeps that share of the previ
 T-GiffCF weights the rows by recency (T-DiffRec's weights); the graph stays binary.
 """
 
+import contextlib
+
 import numpy as np
 import torch
 
@@ -94,7 +96,7 @@ class GiffCF(UserRowRecommender):
     # ---- the graph filter ----------------------------------------------------------------------
     def propagate(self, x: torch.Tensor) -> torch.Tensor:
         """x R'^T R' / lambda_max, in float32 whatever the autocast."""
-        with torch.autocast(x.device.type, enabled=False):
+        with float32(x.device):
             x = x.float()
             if self.dense_graph:
                 return x @ self.gram
@@ -105,7 +107,7 @@ class GiffCF(UserRowRecommender):
         weight = self.settings["ideal_weight"]
         smoothed = self.propagate(x)
         if weight:
-            with torch.autocast(x.device.type, enabled=False):
+            with float32(x.device):
                 ideal = (x.float() @ self.ideal_basis.T) @ self.ideal_basis
             smoothed = (smoothed + weight * ideal) / (1 + weight)
         return smoothed
@@ -152,6 +154,13 @@ class GiffCF(UserRowRecommender):
 
 class TGiffCF(TimeWeighting, GiffCF):
     """GiffCF over recency-weighted rows (T-DiffRec's weights, TimeWeighting.yaml)."""
+
+
+def float32(device):
+    """A context with autocast off on `device` (a no-op on devices autocast does not know, such as meta)."""
+    if device.type in ("cpu", "cuda"):
+        return torch.autocast(device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 def _torch_csr(matrix):
