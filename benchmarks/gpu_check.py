@@ -149,6 +149,8 @@ def long(args):
     carried = Path(args.state_in) / f"{args.model}-last.pth" if args.state_in else None
     resume = carried if carried is not None and carried.is_file() else None
     dataset, files, settings = setup(args.model, args.device, args.dry_run)
+    if args.dataset:  # another sequential dataset than Beauty (e.g. its 3,000-user sample)
+        dataset, files = args.dataset, [str(harness.REPO / f) for f in args.config_files]
     settings.update({"checkpoint_dir": str(state_dir / "run"), "eval_step": args.eval_every})
     config, (train, valid, test), net, trainer = prepare(args.model, dataset, files, settings,
                                                           resume_file=str(resume) if resume else None)
@@ -197,6 +199,8 @@ def main():
     parser.add_argument("--seconds", type=float, default=240)
     parser.add_argument("--eval_every", type=int, default=5)
     parser.add_argument("--state_in", default=None, help="a carried folder with an earlier loan's snapshots")
+    parser.add_argument("--dataset", default=None, help="long: train on this dataset instead of Beauty")
+    parser.add_argument("--config_files", nargs="*", default=["dataset_configs/beauty.yaml"])
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     Path(args.out).mkdir(parents=True, exist_ok=True)

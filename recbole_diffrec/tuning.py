@@ -34,7 +34,7 @@ import numpy as np
 from recbole.trainer.hyper_tuning import HyperTuning, _recursiveFindNodes
 
 from recbole_diffrec.config import Config
-from recbole_diffrec.pipeline import prepare
+from recbole_diffrec.preparation import prepare
 from recbole_diffrec.settings import SettingError, hyper_files
 
 

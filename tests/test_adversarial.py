@@ -138,9 +138,9 @@ def test_filters_that_leave_no_interactions(workdir, capsys):
 
 
 def test_a_missing_item_embedding_file_is_refused_before_the_data_loads(workdir, capsys, monkeypatch):
-    import recbole_diffrec.pipeline as pipeline
+    import recbole_diffrec.preparation as preparation
 
-    monkeypatch.setattr(pipeline, "create_dataset", lambda *a, **k: pytest.fail("data loaded before the check"))
+    monkeypatch.setattr(preparation, "create_dataset", lambda *a, **k: pytest.fail("data loaded before the check"))
     refused(main, [*FAST, "--model=LDiffRec", "--item_emb_source=file", "--item_emb_file=missing.npy",
                    "--dims_dnn=[32]"], capsys, workdir, "run_recbole.py", "item_emb_file='missing.npy'")
 

@@ -93,7 +93,7 @@ BAD = [
 
 @pytest.mark.parametrize("override,key", BAD)
 def test_bad_settings_fail_before_data_loads(override, key, workdir, monkeypatch):
-    import recbole_diffrec.pipeline as qs
+    import recbole_diffrec.preparation as qs
 
     monkeypatch.setattr(qs, "create_dataset", lambda *a, **k: pytest.fail("data loaded before validation"))
     with pytest.raises(SettingError) as err:

@@ -256,3 +256,30 @@ def test_looking_up_recboles_sequential_models_leaves_anomaly_detection_as_it_wa
     assert not torch.is_anomaly_enabled()
     assert get_model("recbole.SASRec").__name__ == "SASRec" and get_model("recbole.SINE").__name__ == "SINE"
     assert not torch.is_anomaly_enabled()
+
+
+@torch.no_grad()
+def test_diffurec_inference_steps_all_is_the_published_chain_and_fewer_is_strided(workdir):
+    """inference_steps 0 and T run today's chain (every reverse step, sampling noise): equal, for the same draws,
+    to the reverse steps called one by one; fewer steps visit a strided subset ending at step 0."""
+    from recbole_diffrec.pipeline import prepare
+
+    _, (train, _, _), net, _ = prepare("DiffuRec", "ml-100k", None, {**TINY, "steps": 8})
+    net.eval()
+    batch = next(iter(train))
+    steps = net.settings["steps"]
+
+    def represent(k):
+        net.settings["inference_steps"] = k
+        torch.manual_seed(7)
+        return net.representation(batch)
+
+    torch.manual_seed(7)
+    x = torch.randn(batch[net.ITEM_SEQ].shape[0], net.settings["hidden_size"])
+    denoiser = net.denoiser(batch)
+    timesteps = tuple(range(steps - 1, -1, -1))
+    for step, coefficients in zip(timesteps, net.diffusion.chain(timesteps)):
+        x = net.diffusion.p_sample(denoiser, x, step, coefficients, True)
+    assert torch.equal(represent(0), x) and torch.equal(represent(steps), x)
+    assert net.diffusion.reverse_timesteps(4) == (7, 5, 2, 0)
+    assert not torch.equal(represent(4), x)

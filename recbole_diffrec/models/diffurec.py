@@ -39,6 +39,7 @@ class DiffuRec(SequentialDiffusionRecommender):
         # 1000 / steps x [1e-4, 0.02] (its linear option); trunc-linear and cosine take no bounds.
         s.update(read_gaussian_diffusion(reader, ("trunc-linear", "cosine", "linear"), mean_type=False,
                                          beta_fixed=False, bounds=HO_LINEAR_BOUNDS, rescale=True, scale_open=True))
+        s["inference_steps"] = reader.integer("inference_steps", low=0, high=s["steps"], high_name="steps")
         return s
 
     def __init__(self, config, dataset):
@@ -80,10 +81,12 @@ class DiffuRec(SequentialDiffusionRecommender):
 
     @torch.no_grad()
     def representation(self, interaction):
-        """The reverse process from pure noise, every step, with sampling noise (the paper's inference)."""
+        """The reverse process from pure noise with sampling noise: every step (the paper's inference), or a
+        strided chain of inference_steps steps (the general models' strided chain)."""
         noise = torch.randn(interaction[self.ITEM_SEQ].shape[0], self.settings["hidden_size"],
                             device=self.item_embedding.weight.device)
-        return self.diffusion.p_sample_loop(self.denoiser(interaction), noise, sampling_noise=True)
+        return self.diffusion.p_sample_loop(self.denoiser(interaction), noise, sampling_noise=True,
+                                            inference_steps=self.settings["inference_steps"])
 
     def full_sort_predict(self, interaction):
         return self.representation(interaction) @ self.item_embedding.weight.T

@@ -31,6 +31,7 @@ from torch import nn
 from recbole_diffrec.core import GaussianDiffusion, TimestepSampler
 from recbole_diffrec.models.base import SequentialDiffusionRecommender, read_gaussian_diffusion
 from recbole_diffrec.networks.timesteps import timestep_embedding
+from recbole_diffrec.networks.transformer import pre_norm_encoder
 
 
 class DNR(SequentialDiffusionRecommender):
@@ -53,9 +54,7 @@ class DNR(SequentialDiffusionRecommender):
         self.item_embedding = nn.Embedding(self.n_items, hidden, padding_idx=0)
         self.position_embedding = nn.Embedding(self.max_seq_length + 1, hidden)  # the history, then the slot
         self.step_embedding = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.SiLU(), nn.Linear(4 * hidden, hidden))
-        layer = nn.TransformerEncoderLayer(hidden, s["n_heads"], 4 * hidden, s["dropout"], activation="gelu",
-                                           batch_first=True, norm_first=True)
-        self.encoder = nn.TransformerEncoder(layer, s["n_layers"], enable_nested_tensor=False)
+        self.encoder = pre_norm_encoder(hidden, s["n_heads"], s["n_layers"], s["dropout"])
         self.norm = nn.LayerNorm(hidden)
         self.dropout = nn.Dropout(s["dropout"])
         self.to_items = nn.Linear(hidden, self.n_items)  # the extra reverse transition (then a softmax)

@@ -126,3 +126,10 @@ class DiffuRecApproximator(nn.Module):
         # everywhere and indexing; it saves most of that block's work in training and in every reverse step.
         h = self.blocks[-1](h, mask, last[:, None])[:, 0]
         return self.norm(self.dropout(h))
+
+
+def pre_norm_encoder(hidden: int, n_heads: int, n_layers: int, dropout: float) -> nn.TransformerEncoder:
+    """DNR's encoder: torch's Transformer encoder, pre-norm, GELU, feed-forward 4 x hidden, batch first."""
+    layer = nn.TransformerEncoderLayer(hidden, n_heads, 4 * hidden, dropout, activation="gelu", batch_first=True,
+                                       norm_first=True)
+    return nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)

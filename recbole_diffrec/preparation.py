@@ -1,0 +1,130 @@
+"""Preparing a run: Config, dataset, loaders, model and trainer, every check before training, and nothing left
+behind by a user's error. The floor under the Python API (:mod:`recbole_diffrec.pipeline`) and the saved run
+(:mod:`recbole_diffrec.saved_run`)."""
+
+import contextlib
+import logging
+import os
+from logging import getLogger
+
+from recbole.utils import ModelType, init_logger, init_seed
+
+from recbole_diffrec.config import Config
+from recbole_diffrec.data.loaders import (
+    create_dataset,
+    data_differences,
+    data_preparation,
+    data_record,
+)
+from recbole_diffrec.errors import CheckpointError, UserError
+from recbole_diffrec.registry import get_trainer, is_ours
+from recbole_diffrec.settings import SettingError
+
+DEFAULT_DATASET = "ml-100k"  # bundled in the recbole wheel: runs with no network
+
+
+def prepare(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=None, config_dict=None, unchecked=(),
+            resume_file=None, trained_on=None, check_data=None):
+    """Config, dataset, loaders, model and trainer, ready to fit. Every check runs before training, and a
+    user's error (:class:`~recbole_diffrec.errors.UserError`) leaves nothing behind: settings before the data
+    loads, then the data, then, with `resume_file`, the checkpoint to continue (its model, settings and
+    data), or with `trained_on` (a checkpoint's record of its data) that the data is still the same;
+    `check_data(train, valid, test)` adds a check of the loaders before the model is built.
+    `unchecked`: see :class:`~recbole_diffrec.config.Config`."""
+    config = Config(model=model, dataset=dataset, config_file_list=config_file_list, config_dict=config_dict,
+                    unchecked=unchecked)
+    with discarded_on_error(config):
+        init_seed(config["seed"], config["reproducibility"])
+        start_logging(config)
+        logger = getLogger()
+        model_class = config.model_class
+        ours = is_ours(model_class)
+        dataset_obj = create_dataset(config, model_class.validate_dataset if ours else None)
+        logger.info(dataset_obj)
+        check_cutoffs(config, dataset_obj)
+        record = data_record(dataset_obj)
+        if trained_on is not None:
+            changed = data_differences(trained_on, record)
+            if changed:
+                raise CheckpointError(f"refusing to use the checkpoint: {changed}; evaluate it on the data it was "
+                                      "trained on, or train a new model")
+        # recbole-diffrec's per-user loaders serve its general models; its sequential ones take RecBole's
+        train_data, valid_data, test_data = data_preparation(config, dataset_obj,
+                                                             ours and model_class.type == ModelType.GENERAL)
+        if check_data is not None:
+            check_data(train_data, valid_data, test_data)
+        init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+        model_obj = model_class(config, train_data._dataset).to(config["device"])
+        logger.info(model_obj)
+        trainer = get_trainer(config, model_class)(config, model_obj)
+        trainer.data_record = record
+        if resume_file:
+            trainer.resume_checkpoint(resume_file)
+    return config, (train_data, valid_data, test_data), model_obj, trainer
+
+
+def check_cutoffs(config, dataset):
+    """Every top-k cut-off ranks at most the dataset's items (RecBole's padding item aside)."""
+    topk = config["topk"]
+    cutoffs = [topk] if isinstance(topk, int) else list(topk or [])
+    items = dataset.item_num - 1
+    if cutoffs and max(cutoffs) > items:
+        raise SettingError("topk", topk, f"every cut-off must be at most {items}, the items of dataset "
+                           f"{dataset.dataset_name!r}")
+
+
+_RUN_HANDLERS = []  # the log handlers RecBole's init_logger added for the latest run of this process
+
+
+def start_logging(config):
+    """RecBole's logging for this run: its own log file and console output. RecBole's ``init_logger`` calls
+    ``logging.basicConfig``, which does nothing once the root logger has a handler, so a second run in one
+    process (a tuning trial, a notebook) would log into no file at all. The previous run's handlers are
+    closed and removed first; handlers installed by others stay."""
+    root = logging.getLogger()
+    for handler in _RUN_HANDLERS:
+        root.removeHandler(handler)
+        handler.close()
+    others = list(root.handlers)
+    for handler in others:
+        root.removeHandler(handler)
+    try:
+        init_logger(config)
+    finally:
+        _RUN_HANDLERS[:] = list(root.handlers)
+        for handler in others:
+            root.addHandler(handler)
+
+
+def _files(folder):
+    return {os.path.join(root, name) for root, _, names in os.walk(folder) for name in names}
+
+
+@contextlib.contextmanager
+def discarded_on_error(config):
+    """On a user's error inside, remove what the run wrote: the files that appeared in RecBole's log folders
+    and the checkpoint folder (its log file), and those folders where it made them. In a distributed run
+    rank 0 alone cleans up (the ranks share the folders), and a file or folder already gone is no error."""
+    folders = ("./log/", "./log_tensorboard/", config["checkpoint_dir"])  # RecBole's log folders are fixed
+    cleans = not config["local_rank"]
+    existed = {path: _files(path) if os.path.isdir(path) else None for path in folders}
+    try:
+        yield
+    except UserError:
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if isinstance(handler, logging.FileHandler):
+                handler.close()
+                root.removeHandler(handler)
+        for path, before in existed.items() if cleans else ():
+            if not os.path.isdir(path):
+                continue
+            for new in _files(path) - (before or set()):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(new)
+            for folder, _, _ in sorted(os.walk(path), reverse=True):  # deepest first; folders left empty go
+                with contextlib.suppress(FileNotFoundError, OSError):
+                    if not os.listdir(folder) and (before is None or
+                                                   os.path.normpath(folder) != os.path.normpath(path)):
+                        os.rmdir(folder)
+        raise
