@@ -26,6 +26,8 @@ def main():
     parser.add_argument("--draws", type=int, default=2, help="evaluations per step count, each from its own seed")
     parser.add_argument("--out", default=str(harness.REPO / "results" / "analysis" / "sequential.md"))
     parser.add_argument("--intro", default="", help="markdown put above the table (what was trained, how far)")
+    parser.add_argument("--splits", nargs="+", default=["valid", "test"], choices=["valid", "test"],
+                        help="the splits to evaluate (each full evaluation runs the whole chain per user)")
     args = parser.parse_args()
     sys.path.insert(0, str(harness.REPO))
     import torch
@@ -39,27 +41,31 @@ def main():
         for draw in range(args.draws):
             torch.manual_seed(draw)
             start = time.perf_counter()
-            v = trainer.evaluate(valid, load_best_model=False)
-            t = trainer.evaluate(test, load_best_model=False)
+            result = {}
+            for split, loader in (("valid", valid), ("test", test)):
+                if split in args.splits:
+                    result.update({f"{split}_{m}": float(x) for m, x in
+                                   trainer.evaluate(loader, load_best_model=False).items()})
             seconds.append(time.perf_counter() - start)
-            results.append({**{f"valid_{m}": float(x) for m, x in v.items()}, **{f"test_{m}": float(x) for m, x in t.items()}})
+            results.append(result)
         row = {"steps": k, "seconds": float(np.mean(seconds)),
                **{key: float(np.mean([r[key] for r in results])) for key in results[0]},
                **{f"{key}_std": float(np.std([r[key] for r in results])) for key in results[0]}}
         rows.append(row)
         print(json.dumps(row), flush=True)
     full = next((r for r in rows if r["steps"] == model.settings["steps"]), rows[-1])
+    columns = [f"{split}_{m}" for split in args.splits for m in ("hit@10", "ndcg@10")]
     lines = ["# Sequential models: what DiffuRec's reverse steps buy", "", args.intro.strip(), "",
              f"One trained DiffuRec (`{Path(args.checkpoint).name}`), evaluated with `inference_steps` = each count "
              f"below ({model.settings['steps']} = the paper's full chain): HR@10 and NDCG@10 of RecBole's full "
              f"ranking over all items (the history not masked, as the paper), mean ± std over {args.draws} draws of "
-             f"the chain's noise; seconds for one validation and one test pass together, one thread. Machine: "
+             f"the chain's noise; seconds for one pass over {' and '.join(args.splits)}, one thread. Machine: "
              f"{harness.cpu()}. Produced by `python benchmarks/diffurec_steps.py`.", "",
-             "| reverse steps | valid HR@10 | valid NDCG@10 | test HR@10 | test NDCG@10 | seconds | vs all steps |",
-             "|---|---|---|---|---|---|---|"]
+             "| reverse steps | " + " | ".join(c.replace("_", " ").replace("hit", "HR").replace("ndcg", "NDCG")
+                                               for c in columns) + " | seconds | vs all steps |",
+             "|---|" + "---|" * (len(columns) + 2)]
     for r in rows:
-        cells = " | ".join(f"{r[k]:.4f} ± {r[k + '_std']:.4f}" for k in ("valid_hit@10", "valid_ndcg@10",
-                                                                          "test_hit@10", "test_ndcg@10"))
+        cells = " | ".join(f"{r[k]:.4f} ± {r[k + '_std']:.4f}" for k in columns)
         lines.append(f"| {r['steps']} | {cells} | {r['seconds']:.1f} | {full['seconds'] / r['seconds']:.1f}x faster |")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
