@@ -13,7 +13,7 @@ from conftest import REPO
 def test_the_gpu_check_dry_run_writes_its_outputs(tmp_path):
     out = tmp_path / "out"
     proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu" / "check.sh"), "--dry-run"], capture_output=True,
-                          text=True, timeout=400, env={**os.environ, "OUT": str(out), "PYTHON": sys.executable})
+                          text=True, timeout=600, env={**os.environ, "OUT": str(out), "PYTHON": sys.executable})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "passed" in (out / "tests.log").read_text()
     speed = (out / "speed.md").read_text()
