@@ -88,7 +88,7 @@ class GaussianDiffusion(nn.Module):
         self._chains = {}
 
     # ---- forward process -------------------------------------------------------------------------
-    def q_sample(self, x_start, t, noise=None):
+    def q_sample(self, x_start: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         """x_t = sqrt(alpha-bar_t) x_0 + sqrt(1 - alpha-bar_t) eps (Eq. 2)."""
         if self.noiseless:
             return x_start
@@ -97,17 +97,17 @@ class GaussianDiffusion(nn.Module):
         return torch.addcmul(_gather(self.sqrt_one_minus_alphas_cumprod, t) * noise,
                              _gather(self.sqrt_alphas_cumprod, t), x_start)
 
-    def q_posterior_mean(self, x_start, x_t, t):
+    def q_posterior_mean(self, x_start: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Mean of q(x_{t-1} | x_t, x_0) (Eq. 5), in the inputs' dtype."""
         coef1 = _gather(self.posterior_mean_coef1, t).to(x_start.dtype)
         coef2 = _gather(self.posterior_mean_coef2, t).to(x_t.dtype)
         return coef1 * x_start + coef2 * x_t
 
-    def predict_xstart_from_eps(self, x_t, t, eps):
+    def predict_xstart_from_eps(self, x_t: torch.Tensor, t: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
         """Invert Eq. 2: x_0 = (x_t - sqrt(1 - alpha-bar_t) eps) / sqrt(alpha-bar_t)."""
         return _gather(self.sqrt_recip_alphas_cumprod, t) * x_t - _gather(self.sqrt_recipm1_alphas_cumprod, t) * eps
 
-    def snr(self, t):
+    def snr(self, t: torch.Tensor) -> torch.Tensor:
         """Signal-to-noise ratio alpha-bar_t / (1 - alpha-bar_t), float64."""
         return self.alphas_cumprod[t] / (1.0 - self.alphas_cumprod[t])
 
@@ -149,7 +149,7 @@ class GaussianDiffusion(nn.Module):
         return weight.float() * loss
 
     # ---- inference -------------------------------------------------------------------------------
-    def reverse_timesteps(self, inference_steps=0):
+    def reverse_timesteps(self, inference_steps: int = 0) -> tuple:
         """The timesteps the reverse chain visits, descending. 0 means all T steps (the paper's
         inference); k < T takes k steps evenly spaced over [0, T-1], always ending at 0."""
         if inference_steps in (0, self.steps):
@@ -203,7 +203,8 @@ class GaussianDiffusion(nn.Module):
         return x_prev
 
     @torch.no_grad()
-    def p_sample_loop(self, denoiser, x_start, sampling_steps=0, sampling_noise=False, inference_steps=0):
+    def p_sample_loop(self, denoiser, x_start, sampling_steps: int = 0, sampling_noise: bool = False,
+                      inference_steps: int = 0) -> torch.Tensor:
         """Recommendation by the reverse process (Sec. 3.4).
 
         The user's history is noised by `sampling_steps` forward steps (0: used as is) and then denoised
