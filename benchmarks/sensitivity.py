@@ -263,7 +263,7 @@ def plot(sweeps, rows, path):
     except ImportError:
         print("matplotlib is not installed: no chart (pip install '.[bench]')")
         return
-    curves = [s for s in sweeps if not s.ablation]
+    curves = [s for s in sweeps if not s.ablation and any(summarise(rows, *s.point(v)) for v in s.values)]
     if not curves:
         return
     cols = 4
