@@ -178,3 +178,28 @@ def test_a_sequential_table_has_its_metrics_epochs_and_the_papers_numbers(tmp_pa
     assert rows["DiffuRec@equal-budget"][2:6] == ["6 / 6", "0.0200 ± 0.0000", "0.0100 ± 0.0000", "0.0791"]
     assert rows["GRU4Rec"][5] == ""
     assert "Paper columns: a paper, Table 3" in table
+
+
+@pytest.mark.slow
+def test_a_sensitivity_study_shares_its_default_point_and_skips_what_it_has(tmp_path):
+    """Two sweeps, one evaluation-only: the default point trains once per seed and carries the evaluation-only
+    value; a second call trains nothing; the md marks the default and the png is written."""
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("study: tiny\ndataset: ml-100k\nconfig_files: []\nseeds: [1, 2]\n"
+                    "settings: {epochs: 2, steps: 5, dims_dnn: [16], metrics: [Recall, NDCG], topk: [10, 20], "
+                    "valid_metric: Recall@20}\n"
+                    "sweeps:\n  - {model: DiffRec, key: reweight, values: [true, false]}\n"
+                    "  - {model: DiffRec, key: inference_steps, values: [0, 1]}\n")
+    out = tmp_path / "out"
+    command = [sys.executable, str(REPO / "benchmarks" / "sensitivity.py"), "--plan", str(plan), "--results_dir", str(out)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-2000:]
+    rows = list(csv.DictReader(open(out / "tiny.csv")))
+    trained = {(r["settings"], r["seed"]) for r in rows}
+    assert len(trained) == 4  # (default, reweight off) x 2 seeds: inference_steps 1 rode on the default
+    assert sum(r["eval_settings"] == '{"inference_steps": 1}' for r in rows) == 2
+    second = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert second.returncode == 0 and "seed" not in second.stdout.split("wrote")[0]  # nothing ran again
+    md = (out / "tiny.md").read_text()
+    assert "| **true** |" in md and "| **0** |" in md
+    assert (out / "tiny.png").stat().st_size > 0
