@@ -91,6 +91,9 @@ def test_the_guard_catches_a_tensor_made_without_the_device():
 
 def test_fake_cuda_catches_a_tensor_made_without_the_device():
     with fake_tensor.FakeTensorMode():
-        x = torch.empty(3, device="cuda")
+        try:
+            x = torch.empty(3, device="cuda")
+        except RuntimeError as err:  # a torch build whose fake mode cannot make a "cuda" tensor here
+            pytest.skip(f"FakeTensorMode cannot make a fake cuda tensor with this torch: {err}")
         with pytest.raises(fake_tensor.FakeTensorDeviceMismatchError):
             _ = x + torch.ones(3)  # a new tensor without device=: the CPU
