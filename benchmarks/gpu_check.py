@@ -85,8 +85,7 @@ def speed_child(row, device, dry_run, repeats, batches):
         loader = iter(train)
         steps = []
         for n in range(batches + 1):  # the first is the warm-up
-            interaction = trainer._to_device(next(loader)) if hasattr(trainer, "_to_device") else next(loader).to(
-                net.device)
+            interaction = next(loader).to(net.device)
             sync(device)
             start = time.perf_counter()
             trainer.optimizer.zero_grad()
@@ -136,8 +135,6 @@ def speed(args):
 
 def long(args):
     """Train `args.model` within `args.seconds`, resuming from <out>/state or --state_in."""
-    import torch
-
     sys.path.insert(0, str(harness.REPO))
     from recbole_diffrec.pipeline import prepare
 
@@ -184,7 +181,6 @@ def long(args):
     print(f"{args.model}: trained to epoch {epoch} of {config['epochs']} ({per_epoch or 0:.1f} s an epoch); "
           f"resume snapshot {snapshot} ({size:.1f} MB{', over the 64 MiB carry limit' if size > 64 else ''})")
     shutil.rmtree(state_dir / "run", ignore_errors=True)
-    torch.cuda.empty_cache() if args.device == "cuda" else None
 
 
 def main():

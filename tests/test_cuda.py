@@ -19,12 +19,16 @@ def test_training_steps_never_sync_with_the_host(model, precision, workdir):
     _, (train, _, _), net, trainer = prepare(model, "ml-100k", None, {**ON_GPU, "train_precision": precision})
     assert next(net.parameters()).is_cuda
     trainer._train_epoch(train, 0)  # warm-up: allocator, cuBLAS, and the sampler's history fills
-    batches = list(train)
+    loss = steps_without_sync(net, trainer, [trainer._to_device(b) for b in train])
+    assert torch.isfinite(loss).item()
+
+
+def steps_without_sync(net, trainer, batches):
+    """The trainer's step on each batch with any synchronising call raising; returns the last loss."""
     torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")  # any synchronising call below raises
+    torch.cuda.set_sync_debug_mode("error")
     try:
         for interaction in batches:
-            interaction = trainer._to_device(interaction)
             trainer.optimizer.zero_grad()
             with torch.autocast("cuda", dtype=trainer.autocast_dtype or torch.float32,
                                 enabled=trainer.autocast_dtype is not None):
@@ -33,7 +37,7 @@ def test_training_steps_never_sync_with_the_host(model, precision, workdir):
             trainer.optimizer.step()
     finally:
         torch.cuda.set_sync_debug_mode(0)
-    assert torch.isfinite(loss).item()
+    return loss
 
 
 @pytest.mark.parametrize("model", ["DiffRec", "LDiffRec"])
@@ -123,18 +127,7 @@ def test_every_models_training_steps_never_sync_with_the_host(case, precision, w
     batches = [trainer._to_device(b) for _, b in zip(range(4), train)]
     trainer.optimizer.zero_grad()
     net.calculate_loss(batches[0]).backward()  # warm-up
-    torch.cuda.synchronize()
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        for interaction in batches[1:]:
-            trainer.optimizer.zero_grad()
-            with torch.autocast("cuda", dtype=trainer.autocast_dtype or torch.float32,
-                                enabled=trainer.autocast_dtype is not None):
-                loss = net.calculate_loss(interaction)
-            loss.backward()
-            trainer.optimizer.step()
-    finally:
-        torch.cuda.set_sync_debug_mode(0)
+    loss = steps_without_sync(net, trainer, batches[1:])
     assert torch.isfinite(loss).item()
 
 

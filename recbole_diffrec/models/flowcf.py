@@ -43,9 +43,8 @@ class FlowCF(UserRowRecommender):
 
     def build(self, dataset):
         s = self.settings
-        counts = torch.zeros(self.n_items, dtype=torch.float64)
         rows = self.history.to_scipy()
-        counts += torch.from_numpy(rows.getnnz(axis=0).astype("float64"))
+        counts = torch.from_numpy(rows.getnnz(axis=0).astype("float64"))
         real_users = max(int((rows.getnnz(axis=1) > 0).sum()), 1)
         self.register_buffer("prior", (counts / real_users).float(), persistent=False)
         self.register_buffer("grid", torch.linspace(0, 1, s["steps"] + 1), persistent=False)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from recbole_diffrec.data.graph import item_graph
+from recbole_diffrec.errors import DataError
 from recbole_diffrec.models.base import UserRowRecommender
 from recbole_diffrec.models.diffrec import TimeWeighting
 from recbole_diffrec.networks.denoiser import InputDropout
@@ -59,8 +60,6 @@ class GiffCF(UserRowRecommender):
         adjacency, values, vectors = item_graph(users, items, self.n_users, self.n_items, cutoff,
                                                 self.checkpoint_dir, dataset.dataset_name)
         if s["ideal_weight"] > 0 and len(values) < cutoff:
-            from recbole_diffrec.errors import DataError
-
             raise DataError(f"ideal_cutoff={cutoff} exceeds the {len(values)} singular vectors this training "
                             "matrix has; lower ideal_cutoff")
         self.largest_eigenvalue = float(values[0])
