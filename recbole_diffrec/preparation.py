@@ -18,6 +18,7 @@ from recbole_diffrec.data.loaders import (
 )
 from recbole_diffrec.errors import CheckpointError, UserError
 from recbole_diffrec.registry import get_trainer, is_ours
+from recbole_diffrec.run_context import RunContext
 from recbole_diffrec.settings import SettingError
 
 DEFAULT_DATASET = "ml-100k"  # bundled in the recbole wheel: runs with no network
@@ -48,15 +49,16 @@ def prepare(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=None, con
             if changed:
                 raise CheckpointError(f"refusing to use the checkpoint: {changed}; evaluate it on the data it was "
                                       "trained on, or train a new model")
+        run = RunContext.of(config)
         # recbole-diffrec's per-user loaders serve its general models; its sequential ones take RecBole's
         train_data, valid_data, test_data = data_preparation(config, dataset_obj,
-                                                             ours and model_class.type == ModelType.GENERAL)
+                                                             ours and model_class.type == ModelType.GENERAL, run)
         if check_data is not None:
             check_data(train_data, valid_data, test_data)
-        init_seed(config["seed"] + config["local_rank"], config["reproducibility"])
+        init_seed(config["seed"] + run.rank, config["reproducibility"])
         model_obj = model_class(config, train_data._dataset).to(config["device"])
         logger.info(model_obj)
-        trainer = get_trainer(config, model_class)(config, model_obj)
+        trainer = get_trainer(config, model_class)(config, model_obj, run)
         trainer.data_record = record
         if resume_file:
             trainer.resume_checkpoint(resume_file)
@@ -106,7 +108,7 @@ def discarded_on_error(config):
     and the checkpoint folder (its log file), and those folders where it made them. In a distributed run
     rank 0 alone cleans up (the ranks share the folders), and a file or folder already gone is no error."""
     folders = ("./log/", "./log_tensorboard/", config["checkpoint_dir"])  # RecBole's log folders are fixed
-    cleans = not config["local_rank"]
+    cleans = RunContext.of(config).writes_files
     existed = {path: _files(path) if os.path.isdir(path) else None for path in folders}
     try:
         yield

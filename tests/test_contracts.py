@@ -205,10 +205,14 @@ def test_cached_evaluation_batches_equal_recboles_and_are_built_once(workdir):
 
     from recbole_diffrec.data.loaders import CachedFullSortEvalDataLoader
 
+    from recbole_diffrec.run_context import ConfigView
+
     config, (_, valid, test), net, _ = prepare("DiffRec", config_dict={**FAST, "eval_batch_users": 100})
+    assert config["eval_batch_size"] == 4096 and config["single_spec"]  # the loaders read, never write, the config
     for loader in (valid, test):
         assert isinstance(loader, CachedFullSortEvalDataLoader)
-        reference = FullSortEvalDataLoader(config, loader._dataset, loader._sampler, shuffle=False)
+        view = ConfigView(config, eval_batch_size=100 * loader._dataset.item_num)
+        reference = FullSortEvalDataLoader(view, loader._dataset, loader._sampler, shuffle=False)
         batches = list(loader)
         assert len(batches) == len(reference) == 10  # 943 users in batches of 100
         for ours, theirs in zip(batches, reference):

@@ -22,6 +22,8 @@ from recbole.data.utils import create_samplers, get_dataloader
 from recbole.utils import FeatureSource
 
 from recbole_diffrec.errors import DataError, UserError
+from recbole_diffrec.run_context import ConfigView, RunContext
+from recbole_diffrec.settings import SettingsReader
 
 
 class TrainingUserLoader(UserDataLoader):
@@ -46,21 +48,17 @@ class CachedFullSortEvalDataLoader(FullSortEvalDataLoader):
     the users, (row, item) of their history to mask, (row, item) of their positives.
     """
 
-    def __init__(self, config, dataset, sampler, shuffle=False):
-        """In a distributed run each rank evaluates one contiguous block of the users, without the padding
-        RecBole's DistributedSampler adds (it repeats users to even out the ranks, which moves the metrics);
-        the trainer gathers the blocks in rank order, so the metrics are a single process's."""
-        self.shard = None
-        distributed = not config["single_spec"]
-        config["single_spec"] = True  # built as in one process: every user, batches of eval_batch_users
-        try:
-            super().__init__(config, dataset, sampler, shuffle=shuffle)
-        finally:
-            config["single_spec"] = not distributed
-        if distributed:
-            rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-            per = -(-self.sample_size // world)
-            self.shard = (min(rank * per, self.sample_size), min((rank + 1) * per, self.sample_size))
+    def __init__(self, config, dataset, sampler, shuffle=False, run=None, batch_users=None):
+        """Built as in one process (every user, batches of `batch_users` users); in a distributed run (`run`, a
+        :class:`~recbole_diffrec.run_context.RunContext`) each rank then evaluates one contiguous block of the
+        users, without the padding RecBole's DistributedSampler adds (it repeats users to even out the ranks,
+        which moves the metrics); the trainer gathers the blocks in rank order, so the metrics are a single
+        process's."""
+        overrides = {"single_spec": True}
+        if batch_users is not None:
+            overrides["eval_batch_size"] = batch_users * dataset.item_num
+        super().__init__(ConfigView(config, **overrides), dataset, sampler, shuffle=shuffle)
+        self.shard = (run or RunContext()).shard(self.sample_size)
 
     def __iter__(self):
         if self.shard is None:
@@ -252,53 +250,60 @@ CPU_EVAL_BATCH_USERS = 512
 EVAL_BYTES_PER_SCORE = 64
 
 
+def read_loader_settings(config):
+    """The loaders' own setting (declared in ``trainer.yaml``, which every model reads), read where it is used."""
+    return {"eval_batch_users": SettingsReader(config).integer("eval_batch_users", low=0)}
+
+
 def eval_batch_users(config, dataset):
-    """Users per full-sort evaluation batch: `eval_batch_users`, or with 0, 512 on the CPU and on a GPU as
-    many as a quarter of its free memory holds (all users where they fit): fewer, larger batches mean
-    fewer launches and fewer of RecBole's per-batch host steps."""
-    users = config["eval_batch_users"]
+    """Users per full-sort evaluation batch of recbole-diffrec's models: `eval_batch_users`, or with 0, 512 on
+    the CPU and on a GPU as many as a quarter of its free memory holds (all users where they fit): fewer,
+    larger batches mean fewer launches and fewer of RecBole's per-batch host steps."""
+    users = read_loader_settings(config)["eval_batch_users"]
     if users:
         return users
     device = config["device"]
     if device.type != "cuda":
         return CPU_EVAL_BATCH_USERS
-    import torch
-
     free, _ = torch.cuda.mem_get_info(device)
     fits = (free // 4) // (EVAL_BYTES_PER_SCORE * dataset.item_num)
     return int(max(1, min(fits, dataset.user_num)))
 
 
-def _eval_loader(config, phase):
+def _eval_loader(config, phase, part, sampler, run, batch_users):
     loader = get_dataloader(config, phase)
-    return CachedFullSortEvalDataLoader if loader is FullSortEvalDataLoader else loader
+    if loader is FullSortEvalDataLoader:
+        return CachedFullSortEvalDataLoader(config, part, sampler, run=run, batch_users=batch_users)
+    return loader(ConfigView(config, eval_batch_size=batch_users * part.item_num), part, sampler, shuffle=False)
 
 
-def data_preparation(config, dataset, ours):
-    """(train, valid, test) loaders. recbole-diffrec's models (`ours`) get :class:`TrainingUserLoader` and an
-    evaluation batch of `eval_batch_users` users; RecBole's models get what RecBole gives them, with
-    `eval_batch_users` users per full-sort batch where it is set (> 0)."""
+def data_preparation(config, dataset, ours, run=None):
+    """(train, valid, test) loaders. recbole-diffrec's models (`ours`) get :class:`TrainingUserLoader` and
+    evaluation batches of :func:`eval_batch_users` users, evaluated by blocks of users in a distributed `run`;
+    RecBole's models get what RecBole gives them, with `eval_batch_users` users per full-sort batch where it
+    is set (> 0). The config is not changed."""
     try:
-        return _data_preparation(config, dataset, ours)
+        return _data_preparation(config, dataset, ours, run or RunContext.of(config))
     except UserError:
         raise
     except ValueError as err:  # RecBole's samplers and splits refuse some data (e.g. users who have every item)
         raise DataError(f"dataset {dataset.dataset_name!r}: {' '.join(str(err).split())}") from None
 
 
-def _data_preparation(config, dataset, ours):
+def _data_preparation(config, dataset, ours, run):
+    batch_users = read_loader_settings(config)["eval_batch_users"]
     if not ours:
-        if config["eval_batch_users"] and config["eval_args"]["mode"].get("test", "full") == "full":
-            config["eval_batch_size"] = config["eval_batch_users"] * dataset.item_num
+        if batch_users and config["eval_args"]["mode"].get("test", "full") == "full":
+            config = ConfigView(config, eval_batch_size=batch_users * dataset.item_num)
         return recbole_data_preparation(config, dataset)
-    config["eval_batch_size"] = eval_batch_users(config, dataset) * dataset.item_num
+    batch_users = eval_batch_users(config, dataset)
     built = dataset.build()
     train_set, valid_set, test_set = built
     _, valid_sampler, test_sampler = create_samplers(config, dataset, built)
     _check_split(train_set, valid_set, test_set)
     train = TrainingUserLoader(config, train_set, None, shuffle=True)
-    valid = _eval_loader(config, "valid")(config, valid_set, valid_sampler, shuffle=False)
-    test = _eval_loader(config, "test")(config, test_set, test_sampler, shuffle=False)
+    valid = _eval_loader(config, "valid", valid_set, valid_sampler, run, batch_users)
+    test = _eval_loader(config, "test", test_set, test_sampler, run, batch_users)
     return train, valid, test
 
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from recbole_diffrec.data.loaders import data_differences
 from recbole_diffrec.errors import CheckpointError, TrainingDiverged
+from recbole_diffrec.run_context import ConfigView, RunContext
 from recbole_diffrec.settings import SettingError, SettingsReader, may_change
 from recbole_diffrec.training.averaging import WeightAverage
 from recbole_diffrec.training.checkpoint import (
@@ -40,7 +41,6 @@ SNAPSHOT_SECONDS = 60  # a resume snapshot at least this often, whatever resume_
 def read_trainer_settings(reader):
     """Read and validate the trainer's settings (``trainer.yaml``), for any model."""
     return {
-        "eval_batch_users": reader.integer("eval_batch_users", low=0),
         "resume_every": reader.integer("resume_every", low=1),
         "train_precision": reader.choice("train_precision", PRECISIONS),
         "ema_decay": reader.number("ema_decay", low=0, high=1, high_open=True),
@@ -93,10 +93,6 @@ def gather_user_results(struct):
     return struct
 
 
-def _distributed():
-    return torch.distributed.is_available() and torch.distributed.is_initialized()
-
-
 class SafeCheckpointMixin:
     """What every model's trainer gets on top of RecBole's: checkpoints through :func:`save_checkpoint` and
     :func:`load_checkpoint`; a resume snapshot before every `resume_every`-th epoch (removed when the run
@@ -107,14 +103,15 @@ class SafeCheckpointMixin:
     weight_average = None  # a WeightAverage with ema_decay > 0
     data_record = None  # what the model is trained on (data.loaders.data_record), saved with it; set by prepare
 
-    def __init__(self, config, model):
+    def __init__(self, config, model, run=None):
+        self.run = run or RunContext.of(config)
         self.trainer_settings = read_trainer_settings(SettingsReader(config))
         super().__init__(config, model)
         # RecBole names the file by the second it was made in; two trainers in one second (tuning
         # trials, tests) would overwrite each other's best model. A short random suffix keeps them apart.
         stem, ext = os.path.splitext(self.saved_model_file)
         name = [f"{stem}-{uuid.uuid4().hex[:6]}{ext}"]
-        if _distributed():  # every rank reads the file rank 0 writes
+        if self.run.distributed:  # every rank reads the file rank 0 writes
             torch.distributed.broadcast_object_list(name, src=0)
         self.saved_model_file = name[0]
         self._set_precision()
@@ -143,7 +140,7 @@ class SafeCheckpointMixin:
     @property
     def _writes_files(self):
         """Whether this process writes checkpoints: always in a single process, rank 0 in a distributed run."""
-        return self.config["single_spec"] or self.config["local_rank"] == 0
+        return self.run.writes_files
 
     def _checkpoint_state(self, epoch):
         state = {
@@ -233,22 +230,21 @@ class SafeCheckpointMixin:
     @torch.no_grad()
     def evaluate(self, eval_data, load_best_model=True, model_file=None, show_progress=False):
         if load_best_model and eval_data:
-            if _distributed():
+            if self.run.distributed:
                 torch.distributed.barrier()  # rank 0 has finished writing the best model
             path = model_file or self.saved_model_file
             self._load_model_state(load_checkpoint(path, map_location=self.device))
             self.logger.info(f"Loading model structure and parameters from {path}")
         if getattr(eval_data, "shard", None) is None:
             return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
-        # A distributed evaluation over blocks of users: every rank gathers all blocks' per-user results in
-        # rank order and computes the metrics as one process would (RecBole averages per-rank metrics).
-        collector, single_spec = self.eval_collector, self.config["single_spec"]
+        # A distributed evaluation over blocks of users (recbole-diffrec's trainer, which RecBole sees as one
+        # process): every rank gathers all blocks' per-user results in rank order and computes the metrics as
+        # one process would (RecBole averages per-rank metrics).
+        collector = self.eval_collector
         collector.get_data_struct = lambda: gather_user_results(type(collector).get_data_struct(collector))
-        self.config["single_spec"] = True
         try:
             return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
         finally:
-            self.config["single_spec"] = single_spec
             del collector.get_data_struct
 
     @property
@@ -326,19 +322,15 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
     checkpoints and evaluation use a moving average of the weights (:class:`WeightAverage`).
     """
 
-    def __init__(self, config, model):
+    def __init__(self, config, model, run=None):
         # RecBole wraps the model in DistributedDataParallel with GPU device ids, which a CPU (gloo) run
-        # cannot take; our epoch all-reduces the gradients itself, so the wrapper is not built.
-        distributed = not config["single_spec"]
-        self.distributed = distributed
-        config["single_spec"] = True
-        try:
-            super().__init__(config, model)
-        finally:
-            config["single_spec"] = not distributed
+        # cannot take, and averages each rank's metrics; our epoch all-reduces the gradients itself and our
+        # evaluation gathers the users' results (the run context says how), so RecBole sees one process.
+        run = run or RunContext.of(config)
+        super().__init__(ConfigView(config, single_spec=True), model, run)
 
     def _start_replicas(self):
-        if self.distributed:  # ranks were seeded apart: start every replica from rank 0's weights and state
+        if self.run.distributed:  # ranks were seeded apart: start every replica from rank 0's weights and state
             for tensor in self.model.state_dict().values():
                 torch.distributed.broadcast(tensor, src=0)
 
@@ -391,7 +383,7 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
             tqdm(train_data, total=len(train_data), ncols=100, desc=set_color(f"Train {epoch_idx:>5}", "pink"))
             if show_progress else train_data
         )
-        if not self.config["single_spec"] and train_data.shuffle:
+        if self.run.distributed and train_data.shuffle:
             train_data.sampler.set_epoch(epoch_idx)
         batch_losses = []
         for interaction in iter_data:
@@ -401,7 +393,7 @@ class DiffusionTrainer(SafeCheckpointMixin, Trainer):
                                 enabled=self.autocast_dtype is not None):
                 loss = loss_func(interaction)
             loss.backward()
-            if self.distributed:
+            if self.run.distributed:
                 self._all_reduce_gradients()
             if self.clip_grad_norm:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), **self.clip_grad_norm)
