@@ -24,6 +24,7 @@ from recbole_diffrec.registry import RECBOLE_PREFIX, get_model, is_ours
 from recbole_diffrec.settings import (
     SettingError,
     SettingsReader,
+    check_renamed,
     model_yamls,
     trainer_yaml,
 )
@@ -88,6 +89,7 @@ class Config(RecBoleConfig):
             raise
         except (ValueError, TypeError, KeyError, NotImplementedError, RuntimeError, yaml.YAMLError) as err:
             raise RecBoleSettingError(str(err).strip() or type(err).__name__) from None
+        check_renamed(self["model"], {**self.file_config_dict, **self.variable_config_dict})
         self._refuse_unknown(set(config_dict or {}) - set(unchecked))
         if is_ours(self.model_class):
             self.model_class.validate_config(self)

@@ -8,7 +8,7 @@ from logging import getLogger
 from recbole_diffrec.errors import CheckpointError
 from recbole_diffrec.preparation import prepare
 from recbole_diffrec.registry import get_model
-from recbole_diffrec.settings import SettingError, declared_settings, may_change
+from recbole_diffrec.settings import SettingError, declared_settings, may_change, migrate_settings
 from recbole_diffrec.training.checkpoint import (
     changed_settings,
     from_plain,
@@ -23,8 +23,9 @@ def load(checkpoint, overrides=None, check_data=None):
     name = state["model"]
     if not state.get("model_class", "recbole_diffrec.").startswith("recbole_diffrec."):
         name = "recbole." + name
-    external = from_plain(state["external_config"])
-    saved = from_plain(state["config"])
+    version = state.get("settings_version", 1)  # names and meanings of settings change (settings.RENAMED)
+    external = migrate_settings(state["model"], from_plain(state["external_config"]), version)
+    saved = migrate_settings(state["model"], from_plain(state["config"]), version)
     dataset = saved["dataset"]
     # A model is rebuilt with the values it was trained with for every key its files declare (the trainer's
     # included), not with today's defaults: a default changed later (L-DiffRec's beta_fixed, say) must not

@@ -11,7 +11,8 @@ from recbole_diffrec.errors import SettingError
 TRAINER_FILE = "trainer.yaml"
 
 __all__ = ["SettingError", "SettingsReader", "Declaration", "read_declarations", "declarations",
-           "declared_settings", "may_change", "model_yamls", "hyper_files", "properties_dir", "trainer_yaml"]
+           "declared_settings", "may_change", "model_yamls", "hyper_files", "properties_dir", "trainer_yaml",
+           "SETTINGS_VERSION", "RENAMED", "check_renamed", "migrate_settings"]
 
 
 class SettingsReader:
@@ -193,3 +194,44 @@ def may_change(model_class, occasion):
     return frozenset(k for k, d in declarations(model_class).items() if occasion in d.may_change)
 
 
+
+
+# ---- names and meanings changed since a checkpoint could be written -------------------------------------
+SETTINGS_VERSION = 2  # written into every checkpoint; checkpoints without it are version 1
+# Keys renamed at version 2, per model: {old: new}. Each name has one meaning across the models (DNR's
+# `inference_step`, the step its one-step prediction starts from, sat beside the others' `inference_steps`, a
+# count of reverse steps).
+RENAMED = {"DNR": {"inference_step": "inference_start"}}
+# What version 1's bounded-free schedules used, whatever noise_scale, noise_min and noise_max said.
+_V1_DIFFUREC_BOUNDS = {"noise_min": 0.0001, "noise_max": 0.02}
+
+
+def check_renamed(model_name, settings):
+    """Refuse (SettingError) a setting ({key: value}) that `model_name` had under an old name: given now it
+    would be read by nothing, silently."""
+    for old, new in RENAMED.get(model_name, {}).items():
+        if old in settings:
+            raise SettingError(old, settings[old], f"renamed {new} (the same meaning); set {new}={settings[old]!r} "
+                               "instead")
+
+
+def migrate_settings(model_name, settings, version):
+    """A checkpoint's saved settings (written at settings `version`) in today's names and meanings, so that
+    the model it rebuilds is the one that was trained. Version 1 to 2: DNR's `inference_step` is
+    `inference_start`; `noise_scale` multiplies the bounds of every bounded schedule, where version 1's
+    trunc-linear ignored all three and used 1000 / T x [1e-4, 0.02] + 0.01, and DiffuRec's `linear` is now
+    `scaled-linear` with the bounds as settings."""
+    s = dict(settings)
+    if version >= SETTINGS_VERSION:
+        return s
+    for old, new in RENAMED.get(model_name, {}).items():
+        if old in s:
+            s[new] = s.pop(old)
+    schedule, scale = s.get("noise_schedule"), s.get("noise_scale")
+    if schedule == "trunc-linear" and isinstance(scale, (int, float)) and scale > 0:
+        s.update(noise_scale=1.0, **_V1_DIFFUREC_BOUNDS)
+    elif model_name == "DiffuRec":
+        if schedule == "linear":
+            s["noise_schedule"] = "scaled-linear"
+        s.update(_V1_DIFFUREC_BOUNDS)
+    return s

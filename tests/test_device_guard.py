@@ -36,7 +36,7 @@ CASES = {
     "FlowCF": {**TINY, "dims_dnn": [16]},
     "TFlowCF": {**TINY, "dims_dnn": [16]},
     "DiffuRec": SEQUENTIAL,
-    "DNR": {**SEQUENTIAL, "inference_step": 3, "inference_draws": 2},
+    "DNR": {**SEQUENTIAL, "inference_start": 3, "inference_draws": 2},
 }
 
 

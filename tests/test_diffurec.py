@@ -17,6 +17,9 @@ TINY = {"show_progress": False, "epochs": 2, "hidden_size": 32, "n_layers": 1, "
         "train_precision": "float32"}
 
 
+HO = (1.0, 0.0001, 0.02)  # noise_scale, noise_min, noise_max: DiffuRec's defaults (properties/DiffuRec.yaml)
+
+
 def test_the_truncated_linear_schedule_is_the_published_one():
     for steps in (32, 8, 20):
         scale = 1000 / steps
@@ -24,17 +27,33 @@ def test_the_truncated_linear_schedule_is_the_published_one():
         if end > 1:
             end = scale * 0.001 + 0.01
         want = [start + (end - start) * i / (steps - 1) for i in range(steps)]
-        assert np.allclose(make_betas("trunc-linear", steps, 0, 0, 0, False), want, rtol=1e-12)
-    assert make_betas("trunc-linear", 32, 0, 0, 0, False)[0] == pytest.approx(0.013125)
-    assert make_betas("trunc-linear", 32, 0, 0, 0, False)[-1] == pytest.approx(0.635)
+        assert np.allclose(make_betas("trunc-linear", steps, *HO, False), want, rtol=1e-12)
+    assert make_betas("trunc-linear", 32, *HO, False)[0] == pytest.approx(0.013125)
+    assert make_betas("trunc-linear", 32, *HO, False)[-1] == pytest.approx(0.635)
+
+
+def test_noise_scale_multiplies_the_bounds_in_every_bounded_schedule():
+    """One meaning of noise_scale: a multiplier on [noise_min, noise_max], by hand for each bounded schedule."""
+    steps, scale, low, high = 10, 0.5, 0.001, 0.01
+    grid = np.arange(steps) / (steps - 1)
+    linear = scale * low + (scale * high - scale * low) * grid
+    assert np.allclose(make_betas("linear", steps, scale, low, high, False), linear, rtol=1e-12)
+    assert np.allclose(make_betas("scaled-linear", steps, scale, low, high, False), 100 * linear, rtol=1e-12)
+    assert np.allclose(make_betas("trunc-linear", steps, scale, low, high, False), 100 * linear + 0.01, rtol=1e-12)
+    variance = scale * low + (scale * high - scale * low) * grid  # 1 - alpha-bar, linear
+    alpha_bar = 1 - variance
+    expected = 1 - alpha_bar / np.r_[1.0, alpha_bar[:-1]]
+    assert np.allclose(make_betas("linear-var", steps, scale, low, high, False), expected, rtol=1e-12)
+    cosine = make_betas("cosine", steps, 1.0, 0.0, 0.0, False)
+    assert np.array_equal(make_betas("cosine", steps, scale, low, high, False), cosine)  # no bounds
 
 
 def test_a_reverse_step_with_the_large_variance():
     """DiffuRec's reverse step: the posterior mean given the x0 estimate, plus exp(log_var / 2) noise with
     log_var = log(beta_t) for t >= 1 and, at t = 0, no noise."""
     steps = 8
-    d = GaussianDiffusion("x0", "trunc-linear", 1.0, 0, 0, steps, beta_fixed=False, reverse_variance="large")
-    betas = make_betas("trunc-linear", steps, 0, 0, 0, False)
+    d = GaussianDiffusion("x0", "trunc-linear", *HO, steps, beta_fixed=False, reverse_variance="large")
+    betas = make_betas("trunc-linear", steps, *HO, False)
     ab = np.cumprod(1 - betas)
     posterior_1 = betas[1] * (1 - ab[0]) / (1 - ab[1])
     timesteps = d.reverse_timesteps(0)

@@ -4,13 +4,13 @@ import pytest
 import torch
 
 DNR_TINY = {"show_progress": False, "epochs": 2, "hidden_size": 16, "n_layers": 1, "n_heads": 2, "steps": 10,
-            "inference_step": 4, "MAX_ITEM_LIST_LENGTH": 10, "train_batch_size": 2048, "eval_step": 1,
+            "inference_start": 4, "MAX_ITEM_LIST_LENGTH": 10, "train_batch_size": 2048, "eval_step": 1,
             "train_precision": "float32"}
 
 
 def test_dnr_predicts_in_one_step_and_averages_its_draws(workdir):
     """A recommendation is the log of the mean item distribution over the draws, each one denoiser call at
-    inference_step from pure noise."""
+    inference_start from pure noise."""
     from recbole_diffrec.pipeline import prepare
 
     _, (train, _, test), model, _ = prepare("DNR", config_dict={**DNR_TINY, "inference_draws": 3})

@@ -6,7 +6,6 @@ import torch
 
 from recbole_diffrec.data.embeddings import (
     balanced_labels,
-    cached_spectral_embeddings,
     kmeans_clusters,
     spectral_item_embeddings,
 )
@@ -203,15 +202,49 @@ def test_default_noise_schedule_is_the_papers_code_per_model(model_name, first_b
     assert np.allclose(betas, expected, rtol=1e-9, atol=0)
 
 
-def test_embedding_cache_is_reused(tmp_path, monkeypatch):
-    users, items = _planted()
-    first, path, reused = cached_spectral_embeddings(str(tmp_path), "toy", users, items, 60, 40, 4)
-    assert not reused
-    import recbole_diffrec.data.embeddings as e
+def _toy_split(users, items, n_users=60, n_items=40):
+    from types import SimpleNamespace
 
-    monkeypatch.setattr(e, "spectral_item_embeddings", lambda *a, **k: pytest.fail("recomputed"))
-    second, path2, reused = cached_spectral_embeddings(str(tmp_path), "toy", users, items, 60, 40, 4)
-    assert reused and path2 == path and np.array_equal(first, second)
+    feat = {"user_id": torch.as_tensor(users), "item_id": torch.as_tensor(items)}
+    return SimpleNamespace(inter_feat=feat, uid_field="user_id", iid_field="item_id", user_num=n_users,
+                           item_num=n_items, dataset_name="toy")
+
+
+def test_embedding_and_graph_caches_are_reused(tmp_path, monkeypatch):
+    import recbole_diffrec.data.artifacts as artifacts
+
+    users, items = _planted()
+    split = _toy_split(users, items)
+    first, said = artifacts.SplitArtifacts(split, str(tmp_path), seed=0).spectral_embeddings(4)
+    assert said.startswith("spectral embeddings cached at ")
+    graph = artifacts.SplitArtifacts(split, str(tmp_path), seed=0).item_graph(3)
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert len(files) == 2 and files[0].startswith("graph-toy-top3-") and files[1].startswith("item_emb-toy-spectral4-")
+    monkeypatch.setattr(artifacts, "spectral_item_embeddings", lambda *a, **k: pytest.fail("recomputed"))
+    monkeypatch.setattr(artifacts, "spectrum", lambda *a, **k: pytest.fail("recomputed"))
+    again = artifacts.SplitArtifacts(split, str(tmp_path), seed=0)
+    second, said = again.spectral_embeddings(4)
+    assert said.startswith("spectral embeddings read from ") and np.array_equal(first, second)
+    assert all(np.array_equal(np.asarray(a.todense() if hasattr(a, "todense") else a),
+                              np.asarray(b.todense() if hasattr(b, "todense") else b))
+               for a, b in zip(graph, again.item_graph(3)))
+    # another seed or other data is another file, never the stale one
+    with pytest.raises(pytest.fail.Exception, match="recomputed"):
+        artifacts.SplitArtifacts(split, str(tmp_path), seed=1).spectral_embeddings(4)
+    with pytest.raises(pytest.fail.Exception, match="recomputed"):
+        artifacts.SplitArtifacts(_toy_split(users[1:], items[1:]), str(tmp_path), seed=0).item_graph(3)
+
+
+def test_a_split_without_artifacts_is_not_cached(tmp_path, monkeypatch):
+    """A model built on a split RecBole made alone (no loaders of ours) computes what it needs, writing nothing."""
+    from recbole_diffrec.data.artifacts import artifacts_of
+
+    monkeypatch.chdir(tmp_path)
+    users, items = _planted()
+    found = artifacts_of(_toy_split(users, items), {"seed": 3, "checkpoint_dir": str(tmp_path / "saved")})
+    assert found.cache_dir is None and found.seed == 3
+    _, said = found.spectral_embeddings(4)
+    assert said == "spectral embeddings (not cached)" and not any(tmp_path.iterdir())
 
 
 def test_ldiffrec_trains_on_ml100k_with_learned_embeddings(workdir):

@@ -152,7 +152,7 @@ def test_a_sequential_model_serves_a_user_the_same_list_whoever_else_is_asked_ab
     from recbole_diffrec.pipeline import evaluate, recommend, run
 
     settings = {"show_progress": False, "epochs": 1, "hidden_size": 16, "n_layers": 1, "n_heads": 2, "steps": 10,
-                "inference_step": 4, "MAX_ITEM_LIST_LENGTH": 10, "train_batch_size": 2048, "eval_step": 1,
+                "inference_start": 4, "MAX_ITEM_LIST_LENGTH": 10, "train_batch_size": 2048, "eval_step": 1,
                 "train_precision": "float32"}
     checkpoint = run("DNR", config_dict=settings)["checkpoint"]
     alone = recommend(checkpoint, ["196"], k=10)

@@ -3,6 +3,6 @@ only; knows nothing of RecBole. The denoiser is always an argument."""
 
 from recbole_diffrec.core.diffusion import MEAN_TYPES, GaussianDiffusion
 from recbole_diffrec.core.sampler import TimestepSampler
-from recbole_diffrec.core.schedules import SCHEDULES, make_betas
+from recbole_diffrec.core.schedules import BOUNDED, SCHEDULES, make_betas
 
-__all__ = ["GaussianDiffusion", "TimestepSampler", "make_betas", "MEAN_TYPES", "SCHEDULES"]
+__all__ = ["GaussianDiffusion", "TimestepSampler", "make_betas", "MEAN_TYPES", "SCHEDULES", "BOUNDED"]

@@ -7,12 +7,9 @@ subspace LightGCN's propagation converges to (its propagation matrix has the sam
 Shen et al., "How Powerful is Graph Convolution for Recommendation?", CIKM 2021), obtained in one
 deterministic sparse SVD instead of a training run, with rows scaled to unit length for clustering, and with
 no dependency on RecBole's LightGCN (whose graph code needs scipy < 1.13). The SVD and k-means run on one
-BLAS thread, so a seed fixes the clusters whatever the thread count. Results are cached beside the
-checkpoints, keyed by the data and settings.
+BLAS thread, so a seed fixes the clusters whatever the thread count. :mod:`recbole_diffrec.data.artifacts`
+caches the embeddings beside the checkpoints, keyed by the data and settings.
 """
-
-import hashlib
-import os
 
 import numpy as np
 import scipy.sparse as sp
@@ -49,24 +46,6 @@ def spectral_item_embeddings(users, items, n_users, n_items, dim, seed=0):
     # Amazon-book-scale data: clusters of 94,943 and 6 items); on unit rows it groups by direction.
     norms = np.linalg.norm(emb, axis=1, keepdims=True)
     return (emb / np.where(norms > 0, norms, 1)).astype(np.float32)
-
-
-def cached_spectral_embeddings(cache_dir, dataset_name, users, items, n_users, n_items, dim, seed=0):
-    """Spectral embeddings, read from `cache_dir` when the same data and settings made them before.
-    Returns (embeddings, path, reused)."""
-    key = hashlib.sha256()
-    for part in (np.asarray(users, np.int64), np.asarray(items, np.int64),
-                 np.array([n_users, n_items, dim, seed, SPECTRAL_VERSION], np.int64)):
-        key.update(part.tobytes())
-    path = os.path.join(cache_dir, f"item_emb-{dataset_name}-spectral{dim}-{key.hexdigest()[:16]}.npy")
-    if os.path.isfile(path):
-        return np.load(path, allow_pickle=False), path, True
-    emb = spectral_item_embeddings(users, items, n_users, n_items, dim, seed)
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}.npy"
-    np.save(tmp, emb)
-    os.replace(tmp, path)
-    return emb, path, False
 
 
 def kmeans_clusters(embeddings, n_clusters, seed=0, iters=50, balanced=False):

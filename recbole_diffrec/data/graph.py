@@ -1,4 +1,5 @@
-"""GiffCF's item-item graph, computed once per training split with scipy and cached beside the checkpoints.
+"""GiffCF's item-item graph, computed with scipy (once per training split: :mod:`recbole_diffrec.data.artifacts`
+caches it beside the checkpoints).
 
 The propagation matrix is R' = D_u^-1/4 R D_i^-1/2 over the binary training matrix R (users with no
 training item, such as RecBole's padding user, get a zero row). A user's row x is smoothed as
@@ -7,9 +8,6 @@ value), so the smoothing's spectrum lies in [0, 1]. The ideal low-pass filter pr
 `cutoff` right singular vectors of R'. The SVD runs on one BLAS thread from a fixed start vector, so the
 same split gives the same digits on any machine's thread count.
 """
-
-import hashlib
-import os
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,25 +37,3 @@ def spectrum(adjacency, k):
         _, s, vt = svds(adjacency, k=k, v0=v0)
     order = np.argsort(-s)
     return s[order] ** 2, vt[order]
-
-
-def item_graph(users, items, n_users, n_items, cutoff, cache_dir=None, dataset_name="data"):
-    """(R' as float64 CSR, eigenvalues (cutoff,), eigenvectors (cutoff, n_items)), the spectrum read from
-    `cache_dir` when the same split and cutoff made it before."""
-    adjacency = normalized_interactions(users, items, n_users, n_items)
-    if cache_dir is None:
-        return (adjacency, *spectrum(adjacency, cutoff))
-    key = hashlib.sha256()
-    for part in (np.asarray(users, np.int64), np.asarray(items, np.int64),
-                 np.array([n_users, n_items, cutoff, GRAPH_VERSION], np.int64)):
-        key.update(part.tobytes())
-    path = os.path.join(cache_dir, f"graph-{dataset_name}-top{cutoff}-{key.hexdigest()[:16]}.npz")
-    if os.path.isfile(path):
-        with np.load(path, allow_pickle=False) as cached:
-            return adjacency, cached["values"], cached["vectors"]
-    values, vectors = spectrum(adjacency, cutoff)
-    os.makedirs(cache_dir, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}.npz"
-    np.savez(tmp, values=values, vectors=vectors)
-    os.replace(tmp, path)
-    return adjacency, values, vectors

@@ -21,6 +21,7 @@ from recbole.data.dataset import Dataset as RecBoleDataset
 from recbole.data.utils import create_samplers, get_dataloader
 from recbole.utils import FeatureSource
 
+from recbole_diffrec.data.artifacts import attach_artifacts
 from recbole_diffrec.errors import DataError, UserError
 from recbole_diffrec.run_context import ConfigView, RunContext
 from recbole_diffrec.settings import SettingsReader
@@ -301,6 +302,7 @@ def _data_preparation(config, dataset, ours, run):
     train_set, valid_set, test_set = built
     _, valid_sampler, test_sampler = create_samplers(config, dataset, built)
     _check_split(train_set, valid_set, test_set)
+    attach_artifacts(train_set, config)  # what the model derives from the split, cached beside the checkpoints
     train = TrainingUserLoader(config, train_set, None, shuffle=True)
     valid = _eval_loader(config, "valid", valid_set, valid_sampler, run, batch_users)
     test = _eval_loader(config, "test", test_set, test_sampler, run, batch_users)

@@ -11,11 +11,13 @@ from recbole.utils import InputType, ModelType
 
 from recbole_diffrec.core import (
     MEAN_TYPES,
+    BOUNDED,
     SCHEDULES,
     GaussianDiffusion,
     TimestepSampler,
     make_betas,
 )
+from recbole_diffrec.data.artifacts import artifacts_of
 from recbole_diffrec.data.interactions import InteractionRows
 from recbole_diffrec.errors import DataError
 from recbole_diffrec.settings import SettingError, SettingsReader
@@ -25,35 +27,28 @@ TIMESTEP_SAMPLING = ("importance", "uniform")
 SPARSE_FROM_ITEMS = 20_000  # input_path auto: sparse rows from this catalogue size (docs/speed.md)
 
 
-def read_gaussian_diffusion(reader, schedules=SCHEDULES, *, mean_type=True, beta_fixed=None, bounds=None,
-                            rescale=False, scale_open=False):
+def read_gaussian_diffusion(reader, schedules=SCHEDULES, *, mean_type=True, beta_fixed=None, scale_open=False):
     """Read and check the Gaussian diffusion's settings, for every model of both families: the schedule,
     its scale and bounds, the steps, and (where the model has them) beta_fixed and mean_type. The betas the
     settings give must lie in (0, 1); a setting that breaks this is named before any data loads.
-
-    `bounds` fixes (noise_min, noise_max) where the model has no such keys; `rescale` multiplies the scale
-    by 1000 / steps (DiffuRec's rescaling of Ho et al.'s schedule); `beta_fixed` given fixes that choice.
-    The result's "beta_scale" is the scale the schedule is built with."""
+    `noise_scale` means the same in every model (:func:`~recbole_diffrec.core.schedules.make_betas`);
+    `beta_fixed` given fixes that choice."""
     s = {"noise_schedule": reader.choice("noise_schedule", schedules),
-         "noise_scale": reader.number("noise_scale", low=0, low_open=scale_open)}
-    if bounds is None:
-        s["noise_min"] = reader.number("noise_min", low=0)
-        s["noise_max"] = reader.number("noise_max", low=0)
-    else:
-        s["noise_min"], s["noise_max"] = bounds
-    s["steps"] = reader.integer("steps", low=1)
+         "noise_scale": reader.number("noise_scale", low=0, low_open=scale_open),
+         "noise_min": reader.number("noise_min", low=0),
+         "noise_max": reader.number("noise_max", low=0),
+         "steps": reader.integer("steps", low=1)}
     s["beta_fixed"] = reader.boolean("beta_fixed") if beta_fixed is None else beta_fixed
     if mean_type:
         s["mean_type"] = reader.choice("mean_type", MEAN_TYPES)
-    s["beta_scale"] = s["noise_scale"] * (1000.0 / s["steps"] if rescale else 1.0)
-    uses_bounds = s["noise_schedule"] in ("linear", "linear-var") and s["noise_scale"] > 0
-    if uses_bounds and bounds is None and s["noise_min"] >= s["noise_max"]:
+    uses_bounds = s["noise_schedule"] in BOUNDED and s["noise_scale"] > 0
+    if uses_bounds and s["noise_min"] >= s["noise_max"]:
         raise SettingError(
             "noise_min", s["noise_min"],
             f"must be below noise_max={s['noise_max']} for noise_schedule={s['noise_schedule']!r}",
         )
     if s["noise_scale"] > 0:
-        betas = make_betas(s["noise_schedule"], s["steps"], s["beta_scale"], s["noise_min"], s["noise_max"],
+        betas = make_betas(s["noise_schedule"], s["steps"], s["noise_scale"], s["noise_min"], s["noise_max"],
                            s["beta_fixed"])
         if not ((betas > 0).all() and (betas < 1).all()):
             raise SettingError(
@@ -97,7 +92,7 @@ class UserRowRecommender(GeneralRecommender):
     def __init__(self, config, dataset):
         super().__init__(config, dataset)
         self.settings = self.read_settings(SettingsReader(config))
-        self.seed, self.checkpoint_dir = config["seed"], config["checkpoint_dir"]  # RecBole's own keys
+        self.artifacts = artifacts_of(dataset, config)  # what the model derives from the split, made in data/
         users, items = self.training_pairs(dataset)
         if len(users) == 0:
             raise DataError("the training split holds no interactions: nothing to train on")

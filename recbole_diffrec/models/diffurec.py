@@ -20,7 +20,6 @@ from torch import nn
 from recbole_diffrec.core import GaussianDiffusion
 from recbole_diffrec.models.base import SequentialDiffusionRecommender, read_gaussian_diffusion
 
-HO_LINEAR_BOUNDS = (0.0001, 0.02)  # Ho et al.'s linear schedule at 1000 steps, which DiffuRec rescales
 from recbole_diffrec.networks.transformer import DiffuRecApproximator, LayerNorm
 
 
@@ -35,10 +34,10 @@ class DiffuRec(SequentialDiffusionRecommender):
             "lambda_uncertainty": reader.number("lambda_uncertainty", low=0),
             "rescale_timesteps": reader.boolean("rescale_timesteps"),
         })
-        # "linear" is Ho et al.'s, rescaled to the number of steps as DiffuRec's code does: noise_scale x
-        # 1000 / steps x [1e-4, 0.02] (its linear option); trunc-linear and cosine take no bounds.
-        s.update(read_gaussian_diffusion(reader, ("trunc-linear", "cosine", "linear"), mean_type=False,
-                                         beta_fixed=False, bounds=HO_LINEAR_BOUNDS, rescale=True, scale_open=True))
+        # DiffuRec's code's schedules: trunc-linear (its default) and scaled-linear (its "linear") are Ho et
+        # al.'s linear schedule rescaled to the number of steps, with the bounds noise_min and noise_max.
+        s.update(read_gaussian_diffusion(reader, ("trunc-linear", "cosine", "scaled-linear"), mean_type=False,
+                                         beta_fixed=False, scale_open=True))
         s["inference_steps"] = reader.integer("inference_steps", low=0, high=s["steps"], high_name="steps")
         return s
 
@@ -48,7 +47,7 @@ class DiffuRec(SequentialDiffusionRecommender):
         self.item_embedding = nn.Embedding(self.n_items, s["hidden_size"])
         self.emb_dropout = nn.Dropout(s["emb_dropout"])
         self.norm = LayerNorm(s["hidden_size"])
-        self.diffusion = GaussianDiffusion("x0", s["noise_schedule"], s["beta_scale"], s["noise_min"], s["noise_max"],
+        self.diffusion = GaussianDiffusion("x0", s["noise_schedule"], s["noise_scale"], s["noise_min"], s["noise_max"],
                                            s["steps"], beta_fixed=False, reverse_variance="large")
         self.approximator = DiffuRecApproximator(
             s["hidden_size"], s["n_layers"], s["n_heads"], s["dropout"], s["lambda_uncertainty"],

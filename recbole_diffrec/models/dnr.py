@@ -20,7 +20,7 @@ setting (properties/DNR.yaml) or written here:
   softmax. Training minimises the squared error plus the cross-entropy of that distribution at the
   predicted h_0 for the target item.
 - Steps are drawn by importance sampling on their loss history (the timestep sampler of DiffRec).
-- A recommendation predicts h_0 in one step from step `inference_step` (the slot holding pure Gaussian
+- A recommendation predicts h_0 in one step from step `inference_start` (the slot holding pure Gaussian
   noise, the target being unknown), averaging the item distributions of `inference_draws` noise draws.
 """
 
@@ -43,7 +43,7 @@ class DNR(SequentialDiffusionRecommender):
         s.update(read_gaussian_diffusion(reader, mean_type=False, beta_fixed=False, scale_open=True))
         s["embedding_noise"] = reader.number("embedding_noise", low=0)
         s["history_num_per_term"] = reader.integer("history_num_per_term", low=1)
-        s["inference_step"] = reader.integer("inference_step", low=0, high=s["steps"] - 1, high_name="steps - 1")
+        s["inference_start"] = reader.integer("inference_start", low=0, high=s["steps"] - 1, high_name="steps - 1")
         s["inference_draws"] = reader.integer("inference_draws", low=1)
         return s
 
@@ -93,11 +93,11 @@ class DNR(SequentialDiffusionRecommender):
     @torch.no_grad()
     def item_log_probabilities(self, interaction):
         """log of the item distribution averaged over `inference_draws` one-step predictions from
-        `inference_step`, the slot holding pure noise."""
+        `inference_start`, the slot holding pure noise."""
         s = self.settings
         batch = interaction[self.ITEM_SEQ].shape[0]
         device = self.item_embedding.weight.device
-        t = torch.full((batch,), s["inference_step"], dtype=torch.long, device=device)
+        t = torch.full((batch,), s["inference_start"], dtype=torch.long, device=device)
         probabilities = 0
         for _ in range(s["inference_draws"]):
             noise = torch.randn(batch, s["hidden_size"], device=device)

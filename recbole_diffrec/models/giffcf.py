@@ -20,7 +20,6 @@ import contextlib
 import numpy as np
 import torch
 
-from recbole_diffrec.data.graph import item_graph
 from recbole_diffrec.errors import DataError
 from recbole_diffrec.models.base import UserRowRecommender
 from recbole_diffrec.models.diffrec import TimeWeighting
@@ -54,11 +53,8 @@ class GiffCF(UserRowRecommender):
 
     def build(self, dataset):
         s = self.settings
-        adjacency = self.history.to_scipy()
-        users, items = adjacency.nonzero()
         cutoff = s["ideal_cutoff"] if s["ideal_weight"] > 0 else 1
-        adjacency, values, vectors = item_graph(users, items, self.n_users, self.n_items, cutoff,
-                                                self.checkpoint_dir, dataset.dataset_name)
+        adjacency, values, vectors = self.artifacts.item_graph(cutoff)
         if s["ideal_weight"] > 0 and len(values) < cutoff:
             raise DataError(f"ideal_cutoff={cutoff} exceeds the {len(values)} singular vectors this training "
                             "matrix has; lower ideal_cutoff")

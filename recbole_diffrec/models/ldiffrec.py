@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 
 from recbole_diffrec.core.sparse import SparseRows
-from recbole_diffrec.data.embeddings import cached_spectral_embeddings, kmeans_clusters
 from recbole_diffrec.models.diffrec import DiffRec, TimeWeighting
 from recbole_diffrec.networks.denoiser import ACTIVATIONS, MLPDenoiser
 from recbole_diffrec.networks.vae import (
@@ -109,12 +108,7 @@ class LDiffRec(DiffRec):
         s = self.settings
         if s["item_emb_source"] == "file":
             return self._embeddings_from_file(dataset, s["item_emb_file"])
-        users, items = self.training_pairs(dataset)
-        emb, path, reused = cached_spectral_embeddings(
-            self.checkpoint_dir, dataset.dataset_name, users, items, self.n_users, self.n_items,
-            s["item_emb_dim"], seed=self.seed,
-        )
-        self.embedding_source = f"spectral embeddings {'read from' if reused else 'cached at'} {path}"
+        emb, self.embedding_source = self.artifacts.spectral_embeddings(s["item_emb_dim"])
         return emb
 
     def _embeddings_from_file(self, dataset, path):
@@ -143,8 +137,7 @@ class LDiffRec(DiffRec):
         if self.settings["n_cate"] == 1:
             return np.zeros(self.n_items, dtype=np.int64)
         emb = self.item_embeddings(dataset)
-        return kmeans_clusters(emb, self.settings["n_cate"], seed=self.seed,
-                               balanced=self.settings["balanced_clusters"])
+        return self.artifacts.clusters(emb, self.settings["n_cate"], balanced=self.settings["balanced_clusters"])
 
     # ---- RecBole interface ---------------------------------------------------------------------
     def epoch_finished(self):

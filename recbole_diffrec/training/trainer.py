@@ -22,7 +22,13 @@ from tqdm import tqdm
 from recbole_diffrec.data.loaders import data_differences
 from recbole_diffrec.errors import CheckpointError, TrainingDiverged
 from recbole_diffrec.run_context import ConfigView, RunContext
-from recbole_diffrec.settings import SettingError, SettingsReader, may_change
+from recbole_diffrec.settings import (
+    SETTINGS_VERSION,
+    SettingError,
+    SettingsReader,
+    may_change,
+    migrate_settings,
+)
 from recbole_diffrec.training.averaging import WeightAverage
 from recbole_diffrec.training.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -145,6 +151,7 @@ class SafeCheckpointMixin:
     def _checkpoint_state(self, epoch):
         state = {
             "format": CHECKPOINT_FORMAT,
+            "settings_version": SETTINGS_VERSION,
             "model": self.config["model"],
             "model_class": f"{type(self.model).__module__}.{type(self.model).__qualname__}",
             "config": plain_config(self.config),
@@ -220,7 +227,8 @@ class SafeCheckpointMixin:
         must equal the checkpoint's (a default changed since, or a different command line, would otherwise
         mix two models silently), except those declared "may change on resume"."""
         settings = {**(getattr(self.model, "settings", None) or {}), **self.trainer_settings}
-        saved = from_plain(checkpoint.get("config") or {})
+        saved = migrate_settings(checkpoint["model"], from_plain(checkpoint.get("config") or {}),
+                                 checkpoint.get("settings_version", 1))
         changed = changed_settings(settings, saved, may_change(type(self.model), "resume"))
         if changed:
             key = changed[0]
