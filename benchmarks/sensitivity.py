@@ -30,10 +30,30 @@ from pathlib import Path
 
 import harness
 
+# The study's metrics (a plan's `metrics`), the first the one a point is selected and charted by, the first two
+# in the ablation table; RecBole's names, lower case. The general models' by default.
 METRICS = ["recall@20", "ndcg@20", "recall@10", "ndcg@10"]
-COLUMNS = ["model", "settings", "eval_settings", "seed", *[f"test_{m}" for m in METRICS],
-           *[f"valid_{m}" for m in METRICS], "epochs", "epoch_budget", "seconds_per_epoch", "total_seconds",
-           "params", "peak_host_mb", "config_files"]
+SHORT = {"recall": "R", "ndcg": "N", "hit": "HR", "mrr": "MRR", "precision": "P"}
+PROTOCOL = ("RecBole's Recall@k: hits / |test items|; NDCG@k over full ranking, training and validation items "
+            "masked")
+
+
+def columns():
+    return ["model", "settings", "eval_settings", "seed", *[f"test_{m}" for m in METRICS],
+            *[f"valid_{m}" for m in METRICS], "epochs", "epoch_budget", "seconds_per_epoch", "total_seconds",
+            "params", "peak_host_mb", "config_files"]
+
+
+def label(metric):
+    name, _, k = metric.partition("@")
+    return f"{SHORT.get(name, name)}@{k}"
+
+
+def use_metrics(plan):
+    """Set the study's metrics and the sentence defining them from its plan."""
+    global METRICS, PROTOCOL
+    METRICS = [m.lower() for m in plan.get("metrics", METRICS)]
+    PROTOCOL = plan.get("protocol", PROTOCOL).strip()
 
 
 def canonical(settings):
@@ -95,7 +115,7 @@ def load_rows(csv_path):
 def append_rows(csv_path, rows):
     new = not csv_path.exists()
     with open(csv_path, "a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+        writer = csv.DictWriter(handle, fieldnames=columns(), extrasaction="ignore")
         if new:
             writer.writeheader()
         writer.writerows(rows)
@@ -136,8 +156,8 @@ def run_points(sweeps, seeds, dataset, config_files, csv_path):
                     not in done]
             append_rows(csv_path, rows)
             base = result["rows"][0]
-            print(f"    test R@20 {base.get('test_recall@20', float('nan')):.4f} "
-                  f"N@20 {base.get('test_ndcg@20', float('nan')):.4f} "
+            print(f"    test {label(METRICS[0])} {base.get(f'test_{METRICS[0]}', float('nan')):.4f} "
+                  f"{label(METRICS[1])} {base.get(f'test_{METRICS[1]}', float('nan')):.4f} "
                   f"({base['epochs']} epochs, {base['total_seconds']:.0f} s)", flush=True)
 
 
@@ -203,14 +223,15 @@ def fmt(value):
 def write_report(plan, sweeps, csv_path):
     rows = load_rows(csv_path)
     out = [f"# {plan.get('title', plan['study'])}", "", plan.get("intro", "").strip(), "",
-           f"Test metrics of the model selected on validation Recall@20 (RecBole's Recall@k: hits / |test items|; "
-           f"NDCG@k over full ranking, training and validation items masked), mean ± std over seeds; **bold** marks "
+           f"Test metrics of the model selected on validation {label(METRICS[0])} ({PROTOCOL}), mean ± std over "
+           f"seeds; **bold** marks "
            f"the default. Produced by `python benchmarks/sensitivity.py --plan {plan['path']}` from "
            f"[{csv_path.name}]({csv_path.name}). Epochs: trained per seed (early stop). Machine: {harness.cpu()}.", ""]
     ablations = [s for s in sweeps if s.ablation]
     if ablations:
         out += ["## Ablation: each addition switched off", "",
-                "| what | with | without | R@20 with | R@20 without | Δ R@20 | N@20 with | N@20 without | Δ N@20 | seeds |",
+                "| what | with | without | " + " | ".join(f"{label(m)} with | {label(m)} without | Δ {label(m)}"
+                                                        for m in METRICS[:2]) + " | seeds |",
                 "|---|---|---|---|---|---|---|---|---|---|"]
         for sweep in ablations:
             on, off = (summarise(rows, *sweep.point(v)) for v in sweep.values[:2])
@@ -219,7 +240,7 @@ def write_report(plan, sweeps, csv_path):
                            " | | | | | |")
                 continue
             cells = []
-            for m in ("recall@20", "ndcg@20"):
+            for m in METRICS[:2]:
                 a, b = on[f"test_{m}"], off[f"test_{m}"]
                 cells.append(f"{a[0]:.4f} ± {a[1]:.4f} | {b[0]:.4f} ± {b[1]:.4f} | {(a[0] - b[0]) / b[0]:+.1%}")
             out.append(f"| {sweep.ablation} | {fmt(sweep.values[0])} | {fmt(sweep.values[1])} | {' | '.join(cells)} | "
@@ -231,16 +252,16 @@ def write_report(plan, sweeps, csv_path):
         out += [f"### {sweep.title}{kind}", ""]
         if sweep.note:
             out += [sweep.note, ""]
-        out += ["| value | R@20 | N@20 | R@10 | N@10 | valid R@20 | epochs | s/epoch | params | peak MB | seeds |",
-                "|---|---|---|---|---|---|---|---|---|---|---|"]
+        out += ["| value | " + " | ".join(map(label, METRICS)) + f" | valid {label(METRICS[0])} | epochs | s/epoch | "
+                "params | peak MB | seeds |", "|---|" + "---|" * len(METRICS) + "---|---|---|---|---|---|"]
         for value in sweep.values:
             s = summarise(rows, *sweep.point(value))
             name = f"**{fmt(value)}**" if value == sweep.default else fmt(value)
             if s is None:
-                out.append(f"| {name} | not run yet | | | | | | | | | |")
+                out.append(f"| {name} | not run yet |" + " |" * (len(METRICS) + 5))
                 continue
             cells = " | ".join(f"{s[f'test_{m}'][0]:.4f} ± {s[f'test_{m}'][1]:.4f}" for m in METRICS)
-            out.append(f"| {name} | {cells} | {s['valid_recall@20'][0]:.4f} | {'/'.join(map(str, s['epochs']))} | "
+            out.append(f"| {name} | {cells} | {s[f'valid_{METRICS[0]}'][0]:.4f} | {'/'.join(map(str, s['epochs']))} | "
                        f"{s['seconds_per_epoch']:.2f} | {int(s['params']):,} | {s['peak_host_mb']:.0f} | {s['n']} |")
         out.append("")
     out += ["## Settings", "", f"Dataset `{plan['dataset']}`, config files `{' '.join(plan['config_files'])}`, "
@@ -276,8 +297,8 @@ def plot(sweeps, rows, path):
             if s is None:
                 continue
             xs.append(i)
-            means.append(s["test_recall@20"][0])
-            stds.append(s["test_recall@20"][1])
+            means.append(s[f"test_{METRICS[0]}"][0])
+            stds.append(s[f"test_{METRICS[0]}"][1])
             marks.append(value == sweep.default)
         ax.errorbar(xs, means, yerr=stds, fmt="o-", capsize=3, markersize=4)
         for x, m, default in zip(xs, means, marks):
@@ -285,11 +306,11 @@ def plot(sweeps, rows, path):
                 ax.plot([x], [m], "r*", markersize=12, label="default")
         ax.set_xticks(range(len(sweep.values)), [fmt(v) for v in sweep.values], fontsize=7, rotation=20)
         ax.set_title(sweep.title.replace("`", ""), fontsize=9)
-        ax.set_ylabel("test Recall@20")
+        ax.set_ylabel(f"test {label(METRICS[0])}")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(curves):]:
         ax.axis("off")
-    fig.suptitle("Test Recall@20, mean ± std over seeds (red star: the default)")
+    fig.suptitle(f"Test {label(METRICS[0])}, mean ± std over seeds (red star: the default)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -345,6 +366,7 @@ def main():
         plan = {"study": args.study, "dataset": args.dataset, "config_files": args.config_files, "seeds": args.seeds,
                 "path": "(command line)", "sweeps": [{"model": args.model, "key": args.key, "base": args.base,
                                                       "values": [yaml.safe_load(v) for v in args.values]}]}
+    use_metrics(plan)
     sweeps = make_sweeps(plan, args.only)
     results = Path(args.results_dir)
     results.mkdir(parents=True, exist_ok=True)
