@@ -259,7 +259,7 @@ def test_diffurec_inference_steps_all_is_the_published_chain_and_fewer_is_stride
 
     torch.manual_seed(7)
     x = torch.randn(batch[net.ITEM_SEQ].shape[0], net.settings["hidden_size"])
-    denoiser = net.denoiser(batch)
+    denoiser = net.denoiser_given(batch)
     timesteps = tuple(range(steps - 1, -1, -1))
     for step, coefficients in zip(timesteps, net.diffusion.chain(timesteps)):
         x = net.diffusion.p_sample(denoiser, x, step, coefficients, True)

@@ -21,7 +21,7 @@ def test_dnr_predicts_in_one_step_and_averages_its_draws(workdir):
     torch.manual_seed(5)
     batch = interaction["item_id_list"].shape[0]
     t = torch.full((batch,), 4)
-    want = sum(torch.softmax(model.to_items(model.denoise(interaction, torch.randn(batch, 16), t)), -1)
+    want = sum(torch.softmax(model.to_items(model.estimate_h0(interaction, torch.randn(batch, 16), t)), -1)
                for _ in range(3)) / 3
     assert torch.allclose(got, torch.log(want), atol=1e-6)
     assert torch.allclose(got.exp().sum(-1), torch.ones(batch), atol=1e-5)

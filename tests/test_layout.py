@@ -217,3 +217,18 @@ def test_one_diffusion_recipe_and_a_short_api_module():
     for path in (PACKAGE / "models").glob("*.py"):
         assert "TransformerEncoderLayer" not in path.read_text() and "MultiheadAttention" not in path.read_text(), path
     assert len((PACKAGE / "pipeline.py").read_text().splitlines()) < 200
+
+
+def test_public_functions_of_the_core_networks_and_models_are_annotated():
+    """Every public function and method (and __init__) of core/, networks/ and models/ annotates its
+    arguments, and its return value unless it is __init__."""
+    bare = []
+    for sub in ("core", "networks", "models"):
+        for path in sorted((PACKAGE / sub).glob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.FunctionDef) or (node.name.startswith("_") and node.name != "__init__"):
+                    continue
+                args = [a for a in node.args.args + node.args.kwonlyargs if a.arg not in ("self", "cls")]
+                if any(a.annotation is None for a in args) or (node.returns is None and node.name != "__init__"):
+                    bare.append(f"{path.relative_to(PACKAGE)}:{node.lineno} {node.name}")
+    assert not bare, bare

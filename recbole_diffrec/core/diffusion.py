@@ -10,7 +10,10 @@ Schedule constants are computed once in float64 and kept as non-persistent buffe
 moves them, and checkpoints do not carry what the settings already determine.
 """
 
+from __future__ import annotations
+
 import math
+from typing import Callable
 
 import numpy as np
 import torch
@@ -19,6 +22,8 @@ from torch import nn
 
 from recbole_diffrec.core.schedules import make_betas
 from recbole_diffrec.core.sparse import SparseRows
+
+Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # denoiser(x_t, t) -> a tensor shaped like x_t
 
 MEAN_TYPES = ("x0", "eps")
 REVERSE_VARIANCES = ("posterior", "large")
@@ -47,8 +52,9 @@ class GaussianDiffusion(nn.Module):
             posterior's at step 1; Ho et al.'s other choice, DiffuRec's code).
     """
 
-    def __init__(self, mean_type="x0", noise_schedule="linear-var", noise_scale=0.005, noise_min=0.005,
-                 noise_max=0.01, steps=40, beta_fixed=True, reverse_variance="posterior"):
+    def __init__(self, mean_type: str = "x0", noise_schedule: str = "linear-var", noise_scale: float = 0.005,
+                 noise_min: float = 0.005, noise_max: float = 0.01, steps: int = 40, beta_fixed: bool = True,
+                 reverse_variance: str = "posterior"):
         super().__init__()
         if reverse_variance not in REVERSE_VARIANCES:
             raise ValueError(f"reverse_variance={reverse_variance!r} is not one of {REVERSE_VARIANCES}")
@@ -112,7 +118,9 @@ class GaussianDiffusion(nn.Module):
         return self.alphas_cumprod[t] / (1.0 - self.alphas_cumprod[t])
 
     # ---- training --------------------------------------------------------------------------------
-    def training_losses(self, denoiser, x_start, t, noise=None, reweight=True, return_x0=False):
+    def training_losses(self, denoiser: Denoiser, x_start: torch.Tensor, t: torch.Tensor,
+                        noise: torch.Tensor | None = None, reweight: bool = True,
+                        return_x0: bool = False) -> dict[str, torch.Tensor]:
         """Per-row loss at timesteps t (Sec. 3.3), before division by the sampler's p_t; with
         `return_x0`, also the denoiser's estimate of x_0 (L-DiffRec decodes it).
 
@@ -161,7 +169,7 @@ class GaussianDiffusion(nn.Module):
         grid = np.round(np.linspace(0, self.steps - 1, inference_steps)).astype(int)
         return tuple(int(s) for s in sorted(set(grid.tolist()), reverse=True))
 
-    def chain(self, timesteps):
+    def chain(self, timesteps: tuple[int, ...]) -> list[tuple]:
         """Scalar posterior coefficients (coef1, coef2, log variance) for a chain over `timesteps`.
 
         For the full chain these are the paper's posterior constants; for a strided chain they are the
@@ -187,7 +195,8 @@ class GaussianDiffusion(nn.Module):
             ]
         return self._chains[timesteps]
 
-    def p_sample(self, denoiser, x_t, step, coefficients, sampling_noise=False):
+    def p_sample(self, denoiser: Denoiser, x_t: torch.Tensor, step: int, coefficients: tuple,
+                 sampling_noise: bool = False) -> torch.Tensor:
         """One reverse step x_t -> x_{t-1} (Sec. 3.4) at timestep `step` with the chain's posterior
         `coefficients` (coef1, coef2, log variance) for that step (see :meth:`chain`): the posterior mean
         given the denoiser's x0 estimate, plus the posterior noise with `sampling_noise` (none at step 0)."""
@@ -203,7 +212,7 @@ class GaussianDiffusion(nn.Module):
         return x_prev
 
     @torch.no_grad()
-    def p_sample_loop(self, denoiser, x_start, sampling_steps: int = 0, sampling_noise: bool = False,
+    def p_sample_loop(self, denoiser: Denoiser, x_start: torch.Tensor, sampling_steps: int = 0, sampling_noise: bool = False,
                       inference_steps: int = 0) -> torch.Tensor:
         """Recommendation by the reverse process (Sec. 3.4).
 
@@ -233,7 +242,7 @@ class GaussianDiffusion(nn.Module):
             x_t = self.p_sample(denoiser, x_t, step, coefficients, sampling_noise)
         return x_t
 
-    def affine_coefficients(self, timesteps):
+    def affine_coefficients(self, timesteps: tuple[int, ...]) -> list[tuple[float, float]]:
         """(a_t, b_t) of the noise-free reverse step x_{t-1} = a_t f(x_t, t) + b_t x_t over `timesteps`.
 
         x0 prediction: the posterior mean's coefficients. eps prediction: x0 = r1 x_t - r2 eps folded in,

@@ -1,5 +1,7 @@
 """Importance sampling of diffusion timesteps (DiffRec, Sec. 3.3). torch only."""
 
+from __future__ import annotations
+
 import torch
 from torch import nn
 
@@ -22,7 +24,7 @@ class TimestepSampler(nn.Module):
         self.register_buffer("loss_history", torch.zeros(steps, history, dtype=torch.float64))
         self.register_buffer("history_count", torch.zeros(steps, dtype=torch.long))
 
-    def probabilities(self):
+    def probabilities(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(p over steps, whether the history is full); both stay on the device."""
         full = (self.history_count == self.history).all() & self.importance
         rms = self.loss_history.pow(2).mean(-1).sqrt()
@@ -38,7 +40,7 @@ class TimestepSampler(nn.Module):
         """The batch's loss: each element's loss divided by its p_t * T (from :meth:`sample`), averaged."""
         return (losses / weight.to(losses.dtype)).mean()
 
-    def sample(self, batch_size, generator=None):
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Timesteps (long) and p_t * T, by which the caller divides the loss (1 while uniform)."""
         probs, full = self.probabilities()
         t = torch.multinomial(probs, batch_size, replacement=True, generator=generator)
@@ -46,7 +48,7 @@ class TimestepSampler(nn.Module):
         return t, weight
 
     @torch.no_grad()
-    def update(self, t, losses):
+    def update(self, t: torch.Tensor, losses: torch.Tensor) -> None:
         """Append each loss to its step's FIFO history, in batch order, keeping the last `history`.
 
         Equivalent to visiting the batch element by element; done with one scatter and one gather.

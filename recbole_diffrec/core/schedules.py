@@ -24,7 +24,7 @@ def linear_variance_betas(steps: int, start: float, end: float, max_beta: float 
 
 def cosine_betas(steps: int, max_beta: float = MAX_BETA, offset: float = 0.008) -> np.ndarray:
     """Nichol & Dhariwal (2021) cosine schedule: alpha-bar(s) = cos((s + o) / (1 + o) * pi / 2)^2."""
-    def alpha_bar(s):
+    def alpha_bar(s: float) -> float:
         return math.cos((s + offset) / (1 + offset) * math.pi / 2) ** 2
 
     return np.array(

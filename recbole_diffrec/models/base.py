@@ -5,6 +5,10 @@ reads and validates the diffusion settings (the model's keys only: the trainer r
 training interactions on the model's device, and computes the one diffusion loss every model uses.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 from recbole.model.abstract_recommender import GeneralRecommender, SequentialRecommender
 from recbole.utils import InputType, ModelType
@@ -22,12 +26,22 @@ from recbole_diffrec.data.interactions import InteractionRows
 from recbole_diffrec.errors import DataError
 from recbole_diffrec.settings import SettingError, SettingsReader
 
+if TYPE_CHECKING:  # annotations only
+    import torch
+    from recbole.data.dataset import Dataset
+    from recbole.data.interaction import Interaction
+
+    from recbole_diffrec.config import Config
+    from recbole_diffrec.core.diffusion import Denoiser
+    from recbole_diffrec.core.sparse import SparseRows
+
 INPUT_PATHS = ("auto", "dense", "sparse")
 TIMESTEP_SAMPLING = ("importance", "uniform")
 SPARSE_FROM_ITEMS = 20_000  # input_path auto: sparse rows from this catalogue size (docs/speed.md)
 
 
-def read_gaussian_diffusion(reader, schedules=SCHEDULES, *, mean_type=True, beta_fixed=None, scale_open=False):
+def read_gaussian_diffusion(reader: SettingsReader, schedules: tuple[str, ...] = SCHEDULES, *, mean_type: bool = True,
+                            beta_fixed: bool | None = None, scale_open: bool = False) -> dict[str, Any]:
     """Read and check the Gaussian diffusion's settings, for every model of both families: the schedule,
     its scale and bounds, the steps, and (where the model has them) beta_fixed and mean_type. The betas the
     settings give must lie in (0, 1); a setting that breaks this is named before any data loads.
@@ -71,17 +85,17 @@ class UserRowRecommender(GeneralRecommender):
     type = ModelType.GENERAL
 
     @classmethod
-    def read_settings(cls, reader):
+    def read_settings(cls, reader: SettingsReader) -> dict[str, Any]:
         """Read and validate every setting the model uses; returns them as a dict."""
         return {"duplicate_interactions": reader.choice("duplicate_interactions", ("drop", "keep"))}
 
     @classmethod
-    def validate_config(cls, config):
+    def validate_config(cls, config: Config) -> dict[str, Any]:
         """Check every setting before any data loads (raises SettingError)."""
         return cls.read_settings(SettingsReader(config))
 
     @classmethod
-    def validate_dataset(cls, dataset):
+    def validate_dataset(cls, dataset: Dataset) -> None:
         """Check the dataset suits the model before it is built (raises DataError)."""
         if len(dataset.inter_feat) == 0:
             raise DataError(
@@ -89,7 +103,7 @@ class UserRowRecommender(GeneralRecommender):
                 "check the filtering settings (user_inter_num_interval, item_inter_num_interval, val_interval)"
             )
 
-    def __init__(self, config, dataset):
+    def __init__(self, config: Config, dataset: Dataset):
         super().__init__(config, dataset)
         self.settings = self.read_settings(SettingsReader(config))
         self.artifacts = artifacts_of(dataset, config)  # what the model derives from the split, made in data/
@@ -100,32 +114,32 @@ class UserRowRecommender(GeneralRecommender):
         self.inputs = InteractionRows(users, items, self.interaction_values(dataset), self.n_users, self.n_items)
         self.build(dataset)
 
-    def build(self, dataset):
+    def build(self, dataset: Dataset) -> None:
         """Make the model's networks and state (after `history` and `inputs` exist)."""
         raise NotImplementedError
 
-    def training_pairs(self, dataset):
+    def training_pairs(self, dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
         feat = dataset.inter_feat
         return feat[self.USER_ID].numpy(), feat[self.ITEM_ID].numpy()
 
-    def interaction_values(self, dataset):
+    def interaction_values(self, dataset: Dataset) -> np.ndarray:
         """The value of each training interaction in the model's input rows: 1 (T-variants override)."""
         return np.ones(len(dataset.inter_feat), dtype=np.float32)
 
-    def user_scores(self, users):
+    def user_scores(self, users: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def full_sort_predict(self, interaction):
+    def full_sort_predict(self, interaction: Interaction) -> torch.Tensor:
         return self.user_scores(interaction[self.USER_ID]).reshape(-1)
 
-    def predict(self, interaction):
+    def predict(self, interaction: Interaction) -> torch.Tensor:
         scores = self.user_scores(interaction[self.USER_ID])
         return scores.gather(1, interaction[self.ITEM_ID].unsqueeze(1)).squeeze(1)
 
-    def epoch_finished(self):
+    def epoch_finished(self) -> None:
         """Called by the trainer after every training epoch (L-DiffRec anneals per epoch)."""
 
-    def optimizer_groups(self, learning_rate):
+    def optimizer_groups(self, learning_rate: float) -> list[dict[str, Any]]:
         """Parameter groups for the optimizer; one group at the configured learning rate by default."""
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": learning_rate}]
 
@@ -137,7 +151,7 @@ class DiffusionRecommender(UserRowRecommender):
 
     # ---- settings ------------------------------------------------------------------------------
     @classmethod
-    def read_settings(cls, reader):
+    def read_settings(cls, reader: SettingsReader) -> dict[str, Any]:
         """Read and validate every setting the model uses; returns them as a dict."""
         s = super().read_settings(reader)
         s.update(read_gaussian_diffusion(reader))
@@ -151,7 +165,7 @@ class DiffusionRecommender(UserRowRecommender):
         return s
 
     # ---- construction --------------------------------------------------------------------------
-    def build(self, dataset):
+    def build(self, dataset: Dataset) -> None:
         s = self.settings
         self.diffusion = GaussianDiffusion(
             s["mean_type"], s["noise_schedule"], s["noise_scale"], s["noise_min"], s["noise_max"], s["steps"],
@@ -162,20 +176,20 @@ class DiffusionRecommender(UserRowRecommender):
         self.build_networks(dataset)
 
     @property
-    def sparse_input(self):
+    def sparse_input(self) -> bool:
         """Whether the input layers read the users' rows as sparse rows (input_path; auto: large catalogues)."""
         path = self.settings["input_path"]
         return path == "sparse" or (path == "auto" and self.n_items >= SPARSE_FROM_ITEMS)
 
-    def input_rows(self, users):
+    def input_rows(self, users: torch.Tensor) -> torch.Tensor | SparseRows:
         """The users' (weighted) interaction rows, sparse or dense as `sparse_input` says."""
         return self.inputs.sparse(users) if self.sparse_input else self.inputs.dense(users)
 
-    def build_networks(self, dataset):
+    def build_networks(self, dataset: Dataset) -> None:
         raise NotImplementedError
 
     # ---- RecBole interface ---------------------------------------------------------------------
-    def diffusion_loss(self, denoiser, x_start, return_x0=False):
+    def diffusion_loss(self, denoiser: Denoiser, x_start: torch.Tensor | SparseRows, return_x0: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """The importance-sampled diffusion loss of a batch (Sec. 3.3), after updating the sampler; with
         `return_x0`, also the denoiser's estimate of x_0 (L-DiffRec decodes it)."""
         t, pt = self.sampler.sample(x_start.shape[0])
@@ -186,7 +200,7 @@ class DiffusionRecommender(UserRowRecommender):
         loss = self.sampler.weighted_mean(losses, pt)
         return (loss, x0) if return_x0 else loss
 
-    def denoise(self, denoiser, x_start):
+    def denoise(self, denoiser: Denoiser, x_start: torch.Tensor | SparseRows) -> torch.Tensor:
         s = self.settings
         return self.diffusion.p_sample_loop(denoiser, x_start, s["sampling_steps"], s["sampling_noise"],
                                             s["inference_steps"])
@@ -200,7 +214,7 @@ class SequentialDiffusionRecommender(SequentialRecommender):
     type = ModelType.SEQUENTIAL
 
     @classmethod
-    def read_settings(cls, reader):
+    def read_settings(cls, reader: SettingsReader) -> dict[str, Any]:
         """The Transformer's and the diffusion's shared keys; a model adds its own."""
         s = {
             "hidden_size": reader.integer("hidden_size", low=1),
@@ -215,7 +229,7 @@ class SequentialDiffusionRecommender(SequentialRecommender):
         return s
 
     @classmethod
-    def validate_config(cls, config):
+    def validate_config(cls, config: Config) -> dict[str, Any]:
         s = cls.read_settings(SettingsReader(config))
         negatives = config["train_neg_sample_args"]
         if negatives is not None and (negatives or {}).get("distribution", "none") != "none":
@@ -224,19 +238,19 @@ class SequentialDiffusionRecommender(SequentialRecommender):
         return s
 
     @classmethod
-    def validate_dataset(cls, dataset):
+    def validate_dataset(cls, dataset: Dataset) -> None:
         if len(dataset.inter_feat) == 0:
             raise DataError(f"dataset {dataset.dataset_name!r} has no interactions left after filtering")
 
-    def __init__(self, config, dataset):
+    def __init__(self, config: Config, dataset: Dataset):
         super().__init__(config, dataset)
         self.settings = self.read_settings(SettingsReader(config))
 
-    def epoch_finished(self):
+    def epoch_finished(self) -> None:
         """Called by the trainer after every training epoch."""
 
-    def optimizer_groups(self, learning_rate):
+    def optimizer_groups(self, learning_rate: float) -> list[dict[str, Any]]:
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": learning_rate}]
 
-    def last_positions(self, interaction):
+    def last_positions(self, interaction: Interaction) -> torch.Tensor:
         return interaction[self.ITEM_SEQ_LEN] - 1

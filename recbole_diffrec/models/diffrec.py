@@ -11,7 +11,10 @@ to undo it; items are ranked by the denoised vector. T-DiffRec first weights eac
 recency (Sec. 4.2).
 """
 
+from __future__ import annotations
+
 from logging import getLogger
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,12 +24,19 @@ from recbole_diffrec.models.base import DiffusionRecommender
 from recbole_diffrec.networks.denoiser import ACTIVATIONS, MLPDenoiser
 from recbole_diffrec.settings import SettingError
 
+if TYPE_CHECKING:  # annotations only
+    import torch
+    from recbole.data.dataset import Dataset
+    from recbole.data.interaction import Interaction
+
+    from recbole_diffrec.settings import SettingsReader
+
 
 class DiffRec(DiffusionRecommender):
     """Diffusion over the item space with an MLP denoiser."""
 
     @classmethod
-    def read_settings(cls, reader):
+    def read_settings(cls, reader: SettingsReader) -> dict[str, Any]:
         s = super().read_settings(reader)
         s["dims_dnn"] = reader.int_list("dims_dnn")
         s["embedding_size"] = reader.integer("embedding_size", low=1)
@@ -35,16 +45,16 @@ class DiffRec(DiffusionRecommender):
         s["norm"] = reader.boolean("norm")
         return s
 
-    def build_networks(self, dataset):
+    def build_networks(self, dataset: Dataset) -> None:
         s = self.settings
         self.denoiser = MLPDenoiser(self.n_items, s["dims_dnn"], s["embedding_size"], s["mlp_act_func"],
                                     s["dropout"], s["norm"])
 
-    def calculate_loss(self, interaction):
+    def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
         x_start = self.inputs.dense(interaction[self.USER_ID])
         return self.diffusion_loss(self.denoiser, x_start)
 
-    def user_scores(self, users):
+    def user_scores(self, users: torch.Tensor) -> torch.Tensor:
         # the reverse chain reads the rows sparse where input_path says so; training cannot: its input x_t
         # carries Gaussian noise on every item (docs/speed.md)
         return self.denoise(self.denoiser, self.input_rows(users))
@@ -58,7 +68,7 @@ class TimeWeighting:
     """
 
     @classmethod
-    def read_settings(cls, reader):
+    def read_settings(cls, reader: SettingsReader) -> dict[str, Any]:
         s = super().read_settings(reader)
         s["w_min"] = reader.number("w_min", low=0, high=1, low_open=True)
         s["w_max"] = reader.number("w_max", low=0, high=1, low_open=True)
@@ -67,7 +77,7 @@ class TimeWeighting:
         return s
 
     @classmethod
-    def validate_dataset(cls, dataset):
+    def validate_dataset(cls, dataset: Dataset) -> None:
         super().validate_dataset(dataset)
         time_field = dataset.time_field
         if time_field is None or time_field not in dataset.inter_feat:
@@ -90,7 +100,7 @@ class TimeWeighting:
                 f"{cls.__name__}: every interaction of dataset {dataset.dataset_name!r} has the same {time_field!r} "
                 f"({times[0]}); the recency weights then follow the order of the rows in the file")
 
-    def interaction_values(self, dataset):
+    def interaction_values(self, dataset: Dataset) -> np.ndarray:
         self.validate_dataset(dataset)
         feat = dataset.inter_feat
         return recency_weights(feat[self.USER_ID].numpy(), feat[dataset.time_field].numpy(),

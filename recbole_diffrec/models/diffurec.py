@@ -13,6 +13,10 @@ all item embeddings. A recommendation runs the reverse process from pure Gaussia
 with sampling noise, and ranks items by their inner product with the result.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,12 +26,20 @@ from recbole_diffrec.models.base import SequentialDiffusionRecommender, read_gau
 
 from recbole_diffrec.networks.transformer import DiffuRecApproximator, LayerNorm
 
+if TYPE_CHECKING:  # annotations only
+    from recbole.data.dataset import Dataset
+    from recbole.data.interaction import Interaction
+
+    from recbole_diffrec.config import Config
+    from recbole_diffrec.core.diffusion import Denoiser
+    from recbole_diffrec.settings import SettingsReader
+
 
 class DiffuRec(SequentialDiffusionRecommender):
     """DiffuRec with its published code's defaults (properties/DiffuRec.yaml)."""
 
     @classmethod
-    def read_settings(cls, reader):
+    def read_settings(cls, reader: SettingsReader) -> dict[str, Any]:
         s = super().read_settings(reader)
         s.update({
             "emb_dropout": reader.number("emb_dropout", low=0, high=1, high_open=True),
@@ -41,7 +53,7 @@ class DiffuRec(SequentialDiffusionRecommender):
         s["inference_steps"] = reader.integer("inference_steps", low=0, high=s["steps"], high_name="steps")
         return s
 
-    def __init__(self, config, dataset):
+    def __init__(self, config: Config, dataset: Dataset):
         super().__init__(config, dataset)
         s = self.settings
         self.item_embedding = nn.Embedding(self.n_items, s["hidden_size"])
@@ -59,37 +71,37 @@ class DiffuRec(SequentialDiffusionRecommender):
         if isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, 0.0, 1.0)  # torch's default, as the published code leaves it
 
-    def history(self, interaction):
+    def history_embeddings(self, interaction: Interaction) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(embedded history after dropout and layer norm, mask of real positions, last real position)."""
         items = interaction[self.ITEM_SEQ]
         return (self.norm(self.emb_dropout(self.item_embedding(items))), (items > 0).float(),
                 self.last_positions(interaction))
 
-    def denoiser(self, interaction):
+    def denoiser_given(self, interaction: Interaction) -> Denoiser:
         """The approximator as the diffusion core's denoiser(x_t, t) for these users' histories."""
-        history, mask, last = self.history(interaction)
+        history, mask, last = self.history_embeddings(interaction)
         return lambda x_t, t: self.approximator(history, x_t, t, mask, last)
 
-    def calculate_loss(self, interaction):
+    def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
         target = interaction[self.POS_ITEM_ID]
         x_start = self.item_embedding(target)
         t = torch.randint(0, self.settings["steps"], (x_start.shape[0],), device=x_start.device)  # uniform
         x_t = self.diffusion.q_sample(x_start, t)
-        estimate = self.denoiser(interaction)(x_t, t)
+        estimate = self.denoiser_given(interaction)(x_t, t)
         return F.cross_entropy(estimate @ self.item_embedding.weight.T, target)
 
     @torch.no_grad()
-    def representation(self, interaction):
+    def representation(self, interaction: Interaction) -> torch.Tensor:
         """The reverse process from pure noise with sampling noise: every step (the paper's inference), or a
         strided chain of inference_steps steps (the general models' strided chain)."""
         noise = torch.randn(interaction[self.ITEM_SEQ].shape[0], self.settings["hidden_size"],
                             device=self.item_embedding.weight.device)
-        return self.diffusion.p_sample_loop(self.denoiser(interaction), noise, sampling_noise=True,
+        return self.diffusion.p_sample_loop(self.denoiser_given(interaction), noise, sampling_noise=True,
                                             inference_steps=self.settings["inference_steps"])
 
-    def full_sort_predict(self, interaction):
+    def full_sort_predict(self, interaction: Interaction) -> torch.Tensor:
         return self.representation(interaction) @ self.item_embedding.weight.T
 
-    def predict(self, interaction):
+    def predict(self, interaction: Interaction) -> torch.Tensor:
         items = self.item_embedding(interaction[self.ITEM_ID])
         return (self.representation(interaction) * items).sum(-1)

@@ -24,6 +24,10 @@ setting (properties/DNR.yaml) or written here:
   noise, the target being unknown), averaging the item distributions of `inference_draws` noise draws.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,12 +37,19 @@ from recbole_diffrec.models.base import SequentialDiffusionRecommender, read_gau
 from recbole_diffrec.networks.timesteps import timestep_embedding
 from recbole_diffrec.networks.transformer import pre_norm_encoder
 
+if TYPE_CHECKING:  # annotations only
+    from recbole.data.dataset import Dataset
+    from recbole.data.interaction import Interaction
+
+    from recbole_diffrec.config import Config
+    from recbole_diffrec.settings import SettingsReader
+
 
 class DNR(SequentialDiffusionRecommender):
     """Du et al.'s diffusion model for next-item prediction with its Transformer denoiser."""
 
     @classmethod
-    def read_settings(cls, reader):
+    def read_settings(cls, reader: SettingsReader) -> dict[str, Any]:
         s = super().read_settings(reader)
         s.update(read_gaussian_diffusion(reader, mean_type=False, beta_fixed=False, scale_open=True))
         s["embedding_noise"] = reader.number("embedding_noise", low=0)
@@ -47,7 +58,7 @@ class DNR(SequentialDiffusionRecommender):
         s["inference_draws"] = reader.integer("inference_draws", low=1)
         return s
 
-    def __init__(self, config, dataset):
+    def __init__(self, config: Config, dataset: Dataset):
         super().__init__(config, dataset)
         s = self.settings
         hidden = s["hidden_size"]
@@ -64,7 +75,7 @@ class DNR(SequentialDiffusionRecommender):
         nn.init.normal_(self.item_embedding.weight, 0.0, 0.02)
         nn.init.normal_(self.position_embedding.weight, 0.0, 0.02)
 
-    def denoise(self, interaction, h_t, t):
+    def estimate_h0(self, interaction: Interaction, h_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """The estimate of h_0 from h_t at steps t, given the users' histories."""
         items = interaction[self.ITEM_SEQ]
         batch, length = items.shape
@@ -78,12 +89,12 @@ class DNR(SequentialDiffusionRecommender):
         out = self.encoder(hidden, src_key_padding_mask=padding)
         return self.norm(out[:, -1])
 
-    def calculate_loss(self, interaction):
+    def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
         target = interaction[self.POS_ITEM_ID]
         embedded = self.item_embedding(target)
         h0 = embedded + self.settings["embedding_noise"] * torch.randn_like(embedded)
         t, weight = self.sampler.sample(h0.shape[0])
-        estimate = self.denoise(interaction, self.diffusion.q_sample(h0, t), t)
+        estimate = self.estimate_h0(interaction, self.diffusion.q_sample(h0, t), t)
         squared = F.mse_loss(estimate, h0, reduction="none").mean(-1)
         rounding = F.cross_entropy(self.to_items(estimate), target, reduction="none")
         losses = squared + rounding
@@ -91,7 +102,7 @@ class DNR(SequentialDiffusionRecommender):
         return self.sampler.weighted_mean(losses, weight)
 
     @torch.no_grad()
-    def item_log_probabilities(self, interaction):
+    def item_log_probabilities(self, interaction: Interaction) -> torch.Tensor:
         """log of the item distribution averaged over `inference_draws` one-step predictions from
         `inference_start`, the slot holding pure noise."""
         s = self.settings
@@ -101,12 +112,12 @@ class DNR(SequentialDiffusionRecommender):
         probabilities = 0
         for _ in range(s["inference_draws"]):
             noise = torch.randn(batch, s["hidden_size"], device=device)
-            probabilities = probabilities + F.softmax(self.to_items(self.denoise(interaction, noise, t)), dim=-1)
+            probabilities = probabilities + F.softmax(self.to_items(self.estimate_h0(interaction, noise, t)), dim=-1)
         return torch.log(probabilities / s["inference_draws"])
 
-    def full_sort_predict(self, interaction):
+    def full_sort_predict(self, interaction: Interaction) -> torch.Tensor:
         return self.item_log_probabilities(interaction)
 
-    def predict(self, interaction):
+    def predict(self, interaction: Interaction) -> torch.Tensor:
         scores = self.item_log_probabilities(interaction)
         return scores.gather(1, interaction[self.ITEM_ID].unsqueeze(1)).squeeze(1)

@@ -19,6 +19,10 @@ count, padding user included. Here the prior is each real item's training count 
 padding column stays 0. T-FlowCF weights the rows by recency (T-DiffRec's weights).
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import torch
 
 from recbole_diffrec.models.base import UserRowRecommender
@@ -26,12 +30,18 @@ from recbole_diffrec.models.diffrec import TimeWeighting
 from recbole_diffrec.networks.denoiser import ACTIVATIONS
 from recbole_diffrec.networks.flow import FlowMLP
 
+if TYPE_CHECKING:  # annotations only
+    from recbole.data.dataset import Dataset
+    from recbole.data.interaction import Interaction
+
+    from recbole_diffrec.settings import SettingsReader
+
 
 class FlowCF(UserRowRecommender):
     """Discrete flow matching on interaction rows with a behaviour-guided prior."""
 
     @classmethod
-    def read_settings(cls, reader):
+    def read_settings(cls, reader: SettingsReader) -> dict[str, Any]:
         s = super().read_settings(reader)
         s["steps"] = reader.integer("steps", low=1)
         s["inference_steps"] = reader.integer("inference_steps", low=1, high=s["steps"], high_name="steps")
@@ -41,7 +51,7 @@ class FlowCF(UserRowRecommender):
         s["dropout"] = reader.number("dropout", low=0, high=1, high_open=True)
         return s
 
-    def build(self, dataset):
+    def build(self, dataset: Dataset) -> None:
         s = self.settings
         rows = self.history.to_scipy()
         counts = torch.from_numpy(rows.getnnz(axis=0).astype("float64"))
@@ -50,14 +60,14 @@ class FlowCF(UserRowRecommender):
         self.register_buffer("grid", torch.linspace(0, 1, s["steps"] + 1), persistent=False)
         self.flow = FlowMLP(self.n_items, s["dims_dnn"], s["embedding_size"], s["mlp_act_func"], s["dropout"])
 
-    def flow_loss(self, x_1, step, x_0, switch):
+    def flow_loss(self, x_1: torch.Tensor, step: torch.Tensor, x_0: torch.Tensor, switch: torch.Tensor) -> torch.Tensor:
         """The loss for given draws: `step` (batch,) grid indices, `x_0` the prior draw, `switch` (batch,
         items) uniforms; item i of x_t comes from x_1 where switch <= t."""
         t = self.grid[step].unsqueeze(1)
         x_t = torch.where(switch <= t, x_1, x_0)
         return (x_1 - self.flow(x_t, t.squeeze(1))).pow(2).mean(-1).mean()
 
-    def calculate_loss(self, interaction):
+    def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
         x_1 = self.inputs.dense(interaction[self.USER_ID])
         step = torch.randint(0, self.settings["steps"], (x_1.shape[0],), device=x_1.device)
         x_0 = torch.bernoulli(self.prior.expand_as(x_1))
@@ -79,7 +89,7 @@ class FlowCF(UserRowRecommender):
             x_t = ((moved > 0.5) | observed).to(x.dtype)
         return x_1
 
-    def user_scores(self, users):
+    def user_scores(self, users: torch.Tensor) -> torch.Tensor:
         return self.reconstruct(self.inputs.dense(users))
 
 

@@ -15,7 +15,10 @@ re-blurs the prediction and, with noise_decay > 0, keeps that share of the previ
 T-GiffCF weights the rows by recency (T-DiffRec's weights); the graph stays binary.
 """
 
+from __future__ import annotations
+
 import contextlib
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,6 +28,12 @@ from recbole_diffrec.models.base import UserRowRecommender
 from recbole_diffrec.models.diffrec import TimeWeighting
 from recbole_diffrec.networks.denoiser import InputDropout
 from recbole_diffrec.networks.giffcf import GiffDenoiser
+
+if TYPE_CHECKING:  # annotations only
+    from recbole.data.dataset import Dataset
+    from recbole.data.interaction import Interaction
+
+    from recbole_diffrec.settings import SettingsReader
 
 PROPAGATIONS = ("auto", "dense", "sparse")
 # propagation auto: on a GPU the dense item-item matrix up to this many items (256 MB); on a CPU the two sparse
@@ -37,7 +46,7 @@ class GiffCF(UserRowRecommender):
     """Graph-signal diffusion over the users' rows with GiffCF's denoiser."""
 
     @classmethod
-    def read_settings(cls, reader):
+    def read_settings(cls, reader: SettingsReader) -> dict[str, Any]:
         s = super().read_settings(reader)
         s["embedding_size"] = reader.integer("embedding_size", low=1)
         s["steps"] = reader.integer("steps", low=1)
@@ -51,7 +60,7 @@ class GiffCF(UserRowRecommender):
         s["propagation"] = reader.choice("propagation", PROPAGATIONS)
         return s
 
-    def build(self, dataset):
+    def build(self, dataset: Dataset) -> None:
         s = self.settings
         cutoff = s["ideal_cutoff"] if s["ideal_weight"] > 0 else 1
         adjacency, values, vectors = self.artifacts.item_graph(cutoff)
@@ -82,7 +91,7 @@ class GiffCF(UserRowRecommender):
                                   for i in range(0, self.n_users, 1024)])
             self.register_buffer("smoothed_rows", rows, persistent=False)
 
-    def smoothed_inputs(self, users, x):
+    def smoothed_inputs(self, users: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """A x of these users' input rows x (from the cache where there is one)."""
         if self.cache_smoothed:
             return self.smoothed_rows[users]
@@ -107,13 +116,13 @@ class GiffCF(UserRowRecommender):
             smoothed = (smoothed + weight * ideal) / (1 + weight)
         return smoothed
 
-    def blur(self, x, smoothed, t):
+    def blur(self, x: torch.Tensor, smoothed: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """z_t = x + alpha t / T (A x - x), t of shape (batch, 1) or a number."""
         s = self.settings
         return x + s["alpha"] * (t / s["steps"]) * (smoothed - x)
 
     # ---- training and inference ----------------------------------------------------------------
-    def calculate_loss(self, interaction):
+    def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
         s = self.settings
         users = interaction[self.USER_ID]
         x = self.inputs.dense(users)
@@ -142,7 +151,7 @@ class GiffCF(UserRowRecommender):
                 z = z_next
         return z
 
-    def user_scores(self, users):
+    def user_scores(self, users: torch.Tensor) -> torch.Tensor:
         x = self.inputs.dense(users)
         return self.reconstruct(x, self.smoothed_inputs(users, x))
 
@@ -151,7 +160,7 @@ class TGiffCF(TimeWeighting, GiffCF):
     """GiffCF over recency-weighted rows (T-DiffRec's weights, TimeWeighting.yaml)."""
 
 
-def float32(device):
+def float32(device: torch.device) -> contextlib.AbstractContextManager:
     """A context with autocast off on `device` (a no-op on devices autocast does not know, such as meta)."""
     if device.type in ("cpu", "cuda"):
         return torch.autocast(device.type, enabled=False)

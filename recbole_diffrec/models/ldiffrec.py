@@ -11,6 +11,10 @@ code and the decoder maps the denoised code back to item scores (one decoder ove
 per cluster: the `decoder` key), returned in RecBole's item order whatever the cluster permutation.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -26,6 +30,12 @@ from recbole_diffrec.networks.vae import (
 )
 from recbole_diffrec.settings import SettingError
 
+if TYPE_CHECKING:  # annotations only
+    from recbole.data.dataset import Dataset
+    from recbole.data.interaction import Interaction
+
+    from recbole_diffrec.settings import SettingsReader
+
 EMB_SOURCES = ("learned", "file", "none")
 
 
@@ -33,7 +43,7 @@ class LDiffRec(DiffRec):
     """DiffRec in the latent space of a clustered group VAE."""
 
     @classmethod
-    def read_settings(cls, reader):
+    def read_settings(cls, reader: SettingsReader) -> dict[str, Any]:
         s = super().read_settings(reader)
         s["n_cate"] = reader.integer("n_cate", low=1)
         s["balanced_clusters"] = reader.boolean("balanced_clusters")
@@ -77,7 +87,7 @@ class LDiffRec(DiffRec):
                                f"{int(np.flatnonzero(~finite)[0])})")
         return path
 
-    def build_networks(self, dataset):
+    def build_networks(self, dataset: Dataset) -> None:
         s = self.settings
         if s["n_cate"] > self.n_items - 1:
             raise SettingError("n_cate", s["n_cate"], f"must not exceed the number of items ({self.n_items - 1})")
@@ -104,7 +114,7 @@ class LDiffRec(DiffRec):
         self.register_buffer("epoch_count", torch.zeros((), dtype=torch.long))  # epochs trained
 
     # ---- item embeddings and clusters ----------------------------------------------------------
-    def item_embeddings(self, dataset):
+    def item_embeddings(self, dataset: Dataset) -> np.ndarray:
         s = self.settings
         if s["item_emb_source"] == "file":
             return self._embeddings_from_file(dataset, s["item_emb_file"])
@@ -132,7 +142,7 @@ class LDiffRec(DiffRec):
         self.embedding_source = f"item embeddings from {path}"
         return emb
 
-    def cluster_items(self, dataset):
+    def cluster_items(self, dataset: Dataset) -> np.ndarray:
         """Cluster label of every RecBole item id (the padding id 0 joins a cluster like any item)."""
         if self.settings["n_cate"] == 1:
             return np.zeros(self.n_items, dtype=np.int64)
@@ -140,10 +150,10 @@ class LDiffRec(DiffRec):
         return self.artifacts.clusters(emb, self.settings["n_cate"], balanced=self.settings["balanced_clusters"])
 
     # ---- RecBole interface ---------------------------------------------------------------------
-    def epoch_finished(self):
+    def epoch_finished(self) -> None:
         self.epoch_count += 1
 
-    def annealed_weights(self):
+    def annealed_weights(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(lamda, beta) now, as the paper's code counts: lamda decays linearly to anneal_cap over
         anneal_steps *epochs*; the KL weight rises linearly to vae_anneal_cap over vae_anneal_steps
         *batches*."""
@@ -159,7 +169,7 @@ class LDiffRec(DiffRec):
             beta = torch.full_like(step, s["vae_anneal_cap"])
         return lamda.float(), beta.float()
 
-    def calculate_loss(self, interaction):
+    def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
         x = self.input_rows(interaction[self.USER_ID])
         z, kl, target = self.autoencoder.encode(x)
         elbo, z0 = self.diffusion_loss(self.denoiser, z, return_x0=True)
@@ -174,11 +184,11 @@ class LDiffRec(DiffRec):
             return lamda * elbo + multinomial + beta * kl
         return elbo + lamda * (multinomial + beta * kl)  # the paper's code without SNR reweighting
 
-    def user_scores(self, users):
+    def user_scores(self, users: torch.Tensor) -> torch.Tensor:
         z, _, _ = self.autoencoder.encode(self.input_rows(users))
         return self.autoencoder.decode(self.denoise(self.denoiser, z))
 
-    def optimizer_groups(self, learning_rate):
+    def optimizer_groups(self, learning_rate: float) -> list[dict[str, Any]]:
         """The autoencoder at `ae_learning_rate`, the denoiser at `learning_rate` (the paper's two optimisers;
         Adam's update is per parameter, so one Adam with two groups computes the same steps)."""
         return [

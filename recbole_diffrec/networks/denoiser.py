@@ -1,6 +1,8 @@
 """The MLP denoiser of DiffRec (Sec. 3.5 of the paper), with its timestep embedding and the reverse chain
 run in its hidden space."""
 
+from __future__ import annotations
+
 import math
 
 import torch
@@ -19,7 +21,7 @@ class InputDropout(nn.Dropout):
     devices keep torch's fused dropout kernel (one launch instead of four). On sparse rows it drops stored
     values: the zeros stay zero either way, so the distribution is the same."""
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
         if isinstance(x, SparseRows):
@@ -30,7 +32,7 @@ class InputDropout(nn.Dropout):
         return x * keep
 
 
-def init_linear(layer):
+def init_linear(layer: nn.Linear) -> None:
     """Xavier-normal weights, N(0, 0.001) biases, as the paper's code."""
     fan_out, fan_in = layer.weight.shape
     nn.init.normal_(layer.weight, 0.0, math.sqrt(2.0 / (fan_in + fan_out)))
@@ -42,14 +44,14 @@ class InputLayer(nn.Module):
     (n x hidden), so that dense rows take one matrix product and sparse rows one gather-and-sum per non-zero
     (both with their weight gradients written straight into it, no slice of a wider weight)."""
 
-    def __init__(self, linear, n_features):
+    def __init__(self, linear: nn.Linear, n_features: int):
         super().__init__()
         weight = linear.weight.detach()
         self.item_weight = nn.Parameter(weight[:, :n_features].t().contiguous())
         self.step_weight = nn.Parameter(weight[:, n_features:].clone())
         self.bias = nn.Parameter(linear.bias.detach().clone())
 
-    def forward(self, x, emb):
+    def forward(self, x: torch.Tensor | SparseRows, emb: torch.Tensor) -> torch.Tensor:
         items = x.matmul(self.item_weight) if isinstance(x, SparseRows) else x @ self.item_weight
         return items + F.linear(emb, self.step_weight, self.bias)
 
@@ -82,8 +84,8 @@ class MLPDenoiser(nn.Module):
             exact; False runs it step by step through the whole network (benchmarks, tests).
     """
 
-    def __init__(self, n_features, dims, emb_size=10, activation="tanh", dropout=0.5, norm=False,
-                 hidden_chain=True):
+    def __init__(self, n_features: int, dims: list[int], emb_size: int = 10, activation: str = "tanh",
+                 dropout: float = 0.5, norm: bool = False, hidden_chain: bool = True):
         super().__init__()
         self.hidden_chain = hidden_chain
         out_dims = list(dims) + [n_features]
@@ -99,7 +101,7 @@ class MLPDenoiser(nn.Module):
             init_linear(layer)
         self.in_layers = nn.ModuleList([InputLayer(in_layers[0], n_features), *in_layers[1:]])
 
-    def forward(self, x, t):
+    def forward(self, x: torch.Tensor | SparseRows, t: torch.Tensor) -> torch.Tensor:
         """x: dense rows, or :class:`SparseRows` (the first layer then reads only their non-zeros)."""
         emb = self.emb_layer(timestep_embedding(t, self.emb_size))
         if self.norm:
@@ -115,14 +117,15 @@ class MLPDenoiser(nn.Module):
                 h = self.act(h)
         return h
 
-    def runs_hidden_chain(self):
+    def runs_hidden_chain(self) -> bool:
         """Whether the reverse chain runs in the hidden space: `hidden_chain` is on and :meth:`affine_chain`
         computes what repeated `forward` calls would (no input normalisation, which is not linear, and no
         active dropout)."""
         return self.hidden_chain and not self.norm and (not self.training or self.drop.p == 0)
 
     @torch.no_grad()
-    def affine_chain(self, x, timesteps, coefficients):
+    def affine_chain(self, x: torch.Tensor | SparseRows, timesteps: tuple[int, ...],
+                     coefficients: list[tuple[float, float]]) -> torch.Tensor:
         """Run x <- a * f(x, t) + b * x over `timesteps` with (a, b) from `coefficients`; return the last x.
 
         Equal, up to float rounding, to calling `forward` once per step, but without leaving the hidden
@@ -158,7 +161,7 @@ class MLPDenoiser(nn.Module):
             return out
         return x.add_to(out, gamma) if sparse else out + gamma * x
 
-    def train(self, mode=True):
+    def train(self, mode: bool = True) -> "MLPDenoiser":
         self._chain_cache = None  # the weights may change from here on (a fused optimizer step keeps versions)
         return super().train(mode)
 

@@ -3,6 +3,8 @@ two tiny mixers that combine, per coordinate, the noised state, the user's row, 
 learned scalar of the step. Keras's layer defaults are kept (Glorot-uniform weights, zero biases, SiLU),
 so the released weights load as they are."""
 
+from __future__ import annotations
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -19,7 +21,7 @@ def _keras_init(linear):
 class StepScalar(nn.Module):
     """A step t -> one learned scalar: a 20-wide sinusoidal embedding (sines first), a SiLU layer, a linear one."""
 
-    def __init__(self, width=20):
+    def __init__(self, width: int = 20):
         super().__init__()
         self.width = width
         self.hidden = _keras_init(nn.Linear(width, width))
@@ -33,7 +35,7 @@ class StepScalar(nn.Module):
 class Mixer(nn.Module):
     """Per coordinate, a SiLU layer of width 2 over `inputs` channels, then one output."""
 
-    def __init__(self, inputs):
+    def __init__(self, inputs: int):
         super().__init__()
         self.hidden = _keras_init(nn.Linear(inputs, 2))
         self.out = _keras_init(nn.Linear(2, 1))

@@ -9,6 +9,8 @@ one more dropout; the attention mask hides padding *queries* (rows), not keys, s
 all positions, padding included (whose representations are the same wherever the padding stands).
 """
 
+from __future__ import annotations
+
 import math
 
 import torch
@@ -21,24 +23,24 @@ from recbole_diffrec.networks.timesteps import timestep_embedding
 class LayerNorm(nn.Module):
     """Layer normalisation with the epsilon inside the square root."""
 
-    def __init__(self, size, eps=1e-12):
+    def __init__(self, size: int, eps: float = 1e-12):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(size))
         self.bias = nn.Parameter(torch.zeros(size))
         self.eps = eps
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         centred = x - x.mean(-1, keepdim=True)
         return self.weight * centred / torch.sqrt(centred.pow(2).mean(-1, keepdim=True) + self.eps) + self.bias
 
 
-def at(x, positions):
+def at(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """Rows of x (B, L, ...) at positions (B, Q): (B, Q, ...)."""
     return x[torch.arange(x.shape[0], device=x.device)[:, None], positions]
 
 
 class SelfAttention(nn.Module):
-    def __init__(self, hidden, heads, dropout):
+    def __init__(self, hidden: int, heads: int, dropout: float):
         super().__init__()
         if hidden % heads:
             raise ValueError(f"hidden size {hidden} is not a multiple of {heads} heads")
@@ -48,7 +50,7 @@ class SelfAttention(nn.Module):
         self.dropout = nn.Dropout(dropout)
         nn.init.xavier_normal_(self.output.weight)
 
-    def forward(self, x, mask, queries=None):
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, queries: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, L, H); mask (B, L). ``queries`` (B, Q) positions: attend from those positions only (every
         position is still a key and a value), output (B, Q, H); default every position."""
         batch, length, hidden = x.shape
@@ -62,25 +64,25 @@ class SelfAttention(nn.Module):
 
 
 class FeedForward(nn.Module):
-    def __init__(self, hidden, dropout):
+    def __init__(self, hidden: int, dropout: float):
         super().__init__()
         self.inner, self.outer = nn.Linear(hidden, 4 * hidden), nn.Linear(4 * hidden, hidden)
         self.dropout = nn.Dropout(dropout)
         nn.init.xavier_normal_(self.inner.weight)
         nn.init.xavier_normal_(self.outer.weight)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.outer(self.dropout(F.gelu(self.inner(x), approximate="tanh")))
 
 
 class Block(nn.Module):
-    def __init__(self, hidden, heads, dropout):
+    def __init__(self, hidden: int, heads: int, dropout: float):
         super().__init__()
         self.attention, self.feed_forward = SelfAttention(hidden, heads, dropout), FeedForward(hidden, dropout)
         self.attention_norm, self.feed_forward_norm = LayerNorm(hidden), LayerNorm(hidden)
         self.dropout = nn.ModuleList(nn.Dropout(dropout) for _ in range(3))
 
-    def forward(self, x, mask, queries=None):
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, queries: torch.Tensor | None = None) -> torch.Tensor:
         """``queries`` (B, Q): compute the block's output at those positions only, (B, Q, H)."""
         attended = self.attention(self.attention_norm(x), mask, queries)
         if queries is not None:
@@ -102,7 +104,8 @@ class DiffuRecApproximator(nn.Module):
         time_scale: timesteps are multiplied by this before their embedding (DiffuRec: 1000 / T).
     """
 
-    def __init__(self, hidden, blocks=4, heads=4, dropout=0.1, lambda_uncertainty=0.001, time_scale=1.0):
+    def __init__(self, hidden: int, blocks: int = 4, heads: int = 4, dropout: float = 0.1,
+                 lambda_uncertainty: float = 0.001, time_scale: float = 1.0):
         super().__init__()
         self.hidden, self.lambda_uncertainty, self.time_scale = hidden, lambda_uncertainty, time_scale
         self.time_embed = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.SiLU(), nn.Linear(4 * hidden, hidden))
@@ -110,7 +113,8 @@ class DiffuRecApproximator(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.norm = LayerNorm(hidden)
 
-    def forward(self, history, x_t, t, mask, last, scale=None):
+    def forward(self, history: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, mask: torch.Tensor,
+                last: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
         """history (B, L, H) embedded items, x_t (B, H), t (B,) timesteps, mask (B, L) 1 at real items,
         last (B,) the index of each row's last real position; `scale` (B, L, H) replaces the random scale
         (for tests and fidelity checks)."""

@@ -1,5 +1,7 @@
 """L-DiffRec's group VAE (Sec. 4.1 of the paper): one encoder per item cluster, a decoder back to items."""
 
+from __future__ import annotations
+
 import torch
 from torch import nn
 
@@ -13,12 +15,12 @@ class ItemMajorLinear(nn.Module):
     """A linear layer from items, its weight stored item-major (n x out): dense rows take one product, sparse
     rows a gather-and-sum per non-zero. Loads checkpoints of the nn.Linear it replaces."""
 
-    def __init__(self, linear):
+    def __init__(self, linear: nn.Linear):
         super().__init__()
         self.weight = nn.Parameter(linear.weight.detach().t().contiguous())
         self.bias = nn.Parameter(linear.bias.detach().clone())
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.addmm(self.bias, x, self.weight)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
@@ -28,7 +30,7 @@ class ItemMajorLinear(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
-def resolve_decoder(decoder, out_dims):
+def resolve_decoder(decoder: str, out_dims: list[int]) -> str:
     """The decoder layout `auto` stands for: shared with `out_dims` empty, per_cluster otherwise (the
     switch of the paper's code)."""
     if decoder == "auto":
@@ -36,7 +38,7 @@ def resolve_decoder(decoder, out_dims):
     return decoder
 
 
-def mlp(dims, activation, last_activation=False):
+def mlp(dims: list[int], activation: str, last_activation: bool = False) -> nn.Sequential:
     layers = []
     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
         linear = nn.Linear(a, b)
@@ -48,15 +50,15 @@ def mlp(dims, activation, last_activation=False):
 
 
 class _Activation(nn.Module):
-    def __init__(self, name):
+    def __init__(self, name: str):
         super().__init__()
         self.fn = ACTIVATIONS[name]
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fn(x)
 
 
-def group_sizes(total_dims, group_lengths, n_items):
+def group_sizes(total_dims: list[int], group_lengths: list[int], n_items: int) -> list[list[int]]:
     """Per group, each hidden size scaled by the group's share of the items (floor), the last group
     taking the remainder so the sizes add up to `total_dims` (as the paper's code)."""
     sizes = []
@@ -91,8 +93,8 @@ class GroupVAE(nn.Module):
         decoder: a key of DECODERS.
     """
 
-    def __init__(self, groups, n_items, in_dims, out_dims, activation="tanh", dropout=0.1, reparam=True,
-                 decoder="auto"):
+    def __init__(self, groups: list[torch.Tensor], n_items: int, in_dims: list[int], out_dims: list[int],
+                 activation: str = "tanh", dropout: float = 0.1, reparam: bool = True, decoder: str = "auto"):
         super().__init__()
         lengths = [len(g) for g in groups]
         enc_sizes = group_sizes(in_dims, lengths, n_items)
@@ -129,10 +131,10 @@ class GroupVAE(nn.Module):
         self.drop = InputDropout(dropout)
         self.reparam = reparam
 
-    def groups(self):
+    def groups(self) -> list[torch.Tensor]:
         return [getattr(self, f"group_{g}") for g in range(self.n_groups)]
 
-    def encode(self, x):
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(z, KL, h) for interaction vectors x in item order, dense or :class:`SparseRows` (each encoder's
         first layer then reads only its cluster's non-zeros); h is the input after dropout, which the
         paper's code also uses as the reconstruction target."""
@@ -161,7 +163,7 @@ class GroupVAE(nn.Module):
                                     rows.values[keep], len(getattr(self, f"group_{g}"))))
         return parts
 
-    def decode(self, z):
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Item scores in item order from latent codes."""
         if self.decoder is not None:
             return self.decoder(z)
