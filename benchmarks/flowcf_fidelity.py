@@ -13,6 +13,11 @@ The published code is read from a scratch copy; nothing of it is part of this pr
 
     git -C <a snapshot of chengkai-liu/FlowCF> archive HEAD model flowcf.yaml | tar -x -C /tmp/flowcf_ref
     python benchmarks/flowcf_fidelity.py --reference /tmp/flowcf_ref --seeds 2020 2021 2022
+    python benchmarks/flowcf_fidelity.py --reference /tmp/flowcf_ref --dataset ml-1m_clean \
+        --protocol dataset_configs/ml-1m_clean.yaml --out benchmarks/results/flowcf_fidelity-ml-1m_clean
+
+The first uses the published flowcf.yaml's data settings on RecBole's ml-100k; the second DiffRec's paper's
+ML-1M split and protocol (the leaderboard's), with the same model and training settings.
 """
 
 import argparse
@@ -26,7 +31,8 @@ import numpy as np
 
 import harness
 
-PROTOCOL = harness.REPO / "dataset_configs" / "ml-100k_flowcf.yaml"
+PROTOCOL = harness.REPO / "dataset_configs" / "ml-100k_flowcf.yaml"  # --protocol sets it
+DATASET = "ml-100k"  # --dataset sets it
 # the published flowcf.yaml's model and training settings, in its names and ours
 THEIRS = {"n_steps": 9, "s_steps": 2, "dims_mlp": [300, 300], "time_embedding_size": 10, "epochs": 500,
           "train_batch_size": 4096, "learner": "adam", "learning_rate": 0.001, "eval_step": 1, "stopping_step": 10,
@@ -50,7 +56,7 @@ def reference_config(reference, dataset, seed, extra=None):
     from recbole_diffrec import compat
 
     compat.apply()
-    return Config(model=reference_class(reference), dataset=dataset, config_file_list=[str(PROTOCOL)],
+    return Config(model=reference_class(reference), dataset=dataset or DATASET, config_file_list=[str(PROTOCOL)],
                   config_dict={**THEIRS, "seed": seed, "show_progress": False, "state": "WARNING", **(extra or {})})
 
 
@@ -72,10 +78,10 @@ def loss_check(reference, seed=2020, batches=5):
     sys.path.insert(0, str(harness.REPO))
     from recbole_diffrec.pipeline import prepare
 
-    config, (train_data, _, _), ours, _ = prepare("FlowCF", "ml-100k", [str(PROTOCOL)],
+    config, (train_data, _, _), ours, _ = prepare("FlowCF", DATASET, [str(PROTOCOL)],
                                                    {**OURS, "seed": seed, "show_progress": False, "state": "WARNING"})
     dataset = train_data._dataset
-    theirs = reference_class(reference)(reference_config(reference, "ml-100k", seed), dataset)
+    theirs = reference_class(reference)(reference_config(reference, DATASET, seed), dataset)
     copy_weights(theirs, ours)
     ours.prior.copy_(theirs.item_frequencies)
     users = torch.arange(1, dataset.user_num)
@@ -104,7 +110,7 @@ def reference_child(reference, seed, workdir):
     from recbole.trainer import Trainer
     from recbole.utils import init_logger, init_seed
 
-    config = reference_config(reference, "ml-100k", seed, {"checkpoint_dir": str(Path(workdir) / "saved")})
+    config = reference_config(reference, DATASET, seed, {"checkpoint_dir": str(Path(workdir) / "saved")})
     original = data_utils.get_dataloader
 
     def get_dataloader(config, phase):  # the published code's one RecBole patch, for this process only
@@ -140,41 +146,50 @@ def summary(rows, key):
 
 
 def main():
+    global PROTOCOL, DATASET
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reference", required=True, help="a scratch copy of FlowCF's code (model/, flowcf.yaml)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[2020, 2021, 2022])
     parser.add_argument("--out", default=str(harness.REPO / "benchmarks" / "results" / "flowcf_fidelity"))
+    parser.add_argument("--dataset", default=DATASET)
+    parser.add_argument("--protocol", default=str(PROTOCOL.relative_to(harness.REPO)),
+                        help="the data and evaluation config file both codes run under")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    PROTOCOL, DATASET = (harness.REPO / args.protocol).resolve(), args.dataset
     if args.child:
         which, seed = args.child[0], int(args.child[1])
         workdir = tempfile.mkdtemp(prefix="flowcf-")
         if which == "theirs":
             harness.emit(reference_child(args.reference, seed, workdir))
         else:
-            harness.emit(harness.train_to_early_stop("FlowCF", seed, "ml-100k", [str(PROTOCOL)],
+            harness.emit(harness.train_to_early_stop("FlowCF", seed, DATASET, [str(PROTOCOL)],
                                                      {**OURS, "checkpoint_dir": str(Path(workdir) / "saved")}))
         return
-    report = {"machine": harness.cpu(), "protocol": str(PROTOCOL.relative_to(harness.REPO)),
+    report = {"machine": harness.cpu(), "dataset": DATASET, "protocol": str(PROTOCOL.relative_to(harness.REPO)),
               "loss": loss_check(args.reference)}
     print("loss, copied weights and the same draws:", json.dumps({k: v for k, v in report["loss"].items()}))
     rows = {"theirs": [], "ours": []}
     for seed in args.seeds:
         for which in ("theirs", "ours"):
-            code, result, tail = harness.run_child([__file__, "--reference", args.reference, "--child", which, seed],
+            code, result, tail = harness.run_child([__file__, "--reference", args.reference, "--dataset", DATASET,
+                                                    "--protocol", args.protocol, "--child", which, seed],
                                                    f"{which} seed {seed}", echo=False)
             if code or result is None:
                 print(f"{which} seed {seed} FAILED: {tail[-3:]}")
                 continue
             rows[which].append(result)
-            print(f"{which} seed {seed}: valid NDCG@10 {result['valid_ndcg@10']:.4f}, test " +
+            print(f"{which} seed {seed}: valid NDCG@10 {result['valid_ndcg@10']:.4f} R@20 "
+                  f"{result.get('valid_recall@20', float('nan')):.4f}, test " +
                   " ".join(f"{m} {result[f'test_{m}']:.4f}" for m in ("recall@10", "recall@20", "ndcg@10", "ndcg@20")) +
                   f" ({result['epochs']} epochs, {result['total_seconds']:.0f} s)", flush=True)
     report["runs"] = rows
     Path(args.out + ".json").write_text(json.dumps(report, indent=2) + "\n")
-    metrics = ["valid_ndcg@10", "valid_recall@20", "test_recall@10", "test_recall@20", "test_ndcg@10", "test_ndcg@20"]
+    valid = "valid_ndcg@10" if DATASET == "ml-100k" else "valid_recall@20"
+    metrics = [valid, "valid_ndcg@10" if valid != "valid_ndcg@10" else "valid_recall@20", "test_recall@10", "test_recall@20", "test_ndcg@10", "test_ndcg@20"]
     lines = ["# FlowCF: recbole-diffrec against the published code", "",
-             f"Protocol `{report['protocol']}` (the published flowcf.yaml's data settings on RecBole's ml-100k), the "
+             f"Dataset `{DATASET}`, protocol `{report['protocol']}` "
+             f"({'the published flowcf.yaml' if DATASET == 'ml-100k' else 'the leaderboard'}'s data settings), the "
              f"published model and training settings, seeds {', '.join(map(str, args.seeds))}, float32. RecBole's "
              f"metrics for both (Recall@k = hits / |test items|; full ranking, training items masked). Machine: "
              f"{report['machine']}. Produced by `python benchmarks/flowcf_fidelity.py`.", "",

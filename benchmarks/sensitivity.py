@@ -44,7 +44,7 @@ def columns():
             "params", "peak_host_mb", "config_files"]
 
 
-def label(metric):
+def metric_label(metric):
     name, _, k = metric.partition("@")
     return f"{SHORT.get(name, name)}@{k}"
 
@@ -156,8 +156,8 @@ def run_points(sweeps, seeds, dataset, config_files, csv_path):
                     not in done]
             append_rows(csv_path, rows)
             base = result["rows"][0]
-            print(f"    test {label(METRICS[0])} {base.get(f'test_{METRICS[0]}', float('nan')):.4f} "
-                  f"{label(METRICS[1])} {base.get(f'test_{METRICS[1]}', float('nan')):.4f} "
+            print(f"    test {metric_label(METRICS[0])} {base.get(f'test_{METRICS[0]}', float('nan')):.4f} "
+                  f"{metric_label(METRICS[1])} {base.get(f'test_{METRICS[1]}', float('nan')):.4f} "
                   f"({base['epochs']} epochs, {base['total_seconds']:.0f} s)", flush=True)
 
 
@@ -223,15 +223,17 @@ def fmt(value):
 def write_report(plan, sweeps, csv_path):
     rows = load_rows(csv_path)
     out = [f"# {plan.get('title', plan['study'])}", "", plan.get("intro", "").strip(), "",
-           f"Test metrics of the model selected on validation {label(METRICS[0])} ({PROTOCOL}), mean ± std over "
+           f"Test metrics of the model selected on validation {metric_label(METRICS[0])} ({PROTOCOL}), mean ± std "
+           f"over "
            f"seeds; **bold** marks "
            f"the default. Produced by `python benchmarks/sensitivity.py --plan {plan['path']}` from "
            f"[{csv_path.name}]({csv_path.name}). Epochs: trained per seed (early stop). Machine: {harness.cpu()}.", ""]
     ablations = [s for s in sweeps if s.ablation]
     if ablations:
         out += ["## Ablation: each addition switched off", "",
-                "| what | with | without | " + " | ".join(f"{label(m)} with | {label(m)} without | Δ {label(m)}"
-                                                        for m in METRICS[:2]) + " | seeds |",
+                "| what | with | without | " + " | ".join(
+                    f"{metric_label(m)} with | {metric_label(m)} without | Δ {metric_label(m)}" for m in METRICS[:2])
+                + " | seeds |",
                 "|---|---|---|---|---|---|---|---|---|---|"]
         for sweep in ablations:
             on, off = (summarise(rows, *sweep.point(v)) for v in sweep.values[:2])
@@ -252,8 +254,8 @@ def write_report(plan, sweeps, csv_path):
         out += [f"### {sweep.title}{kind}", ""]
         if sweep.note:
             out += [sweep.note, ""]
-        out += ["| value | " + " | ".join(map(label, METRICS)) + f" | valid {label(METRICS[0])} | epochs | s/epoch | "
-                "params | peak MB | seeds |", "|---|" + "---|" * len(METRICS) + "---|---|---|---|---|---|"]
+        out += ["| value | " + " | ".join(map(metric_label, METRICS)) + f" | valid {metric_label(METRICS[0])} | "
+                "epochs | s/epoch | params | peak MB | seeds |", "|---|" + "---|" * len(METRICS) + "---|---|---|---|---|---|"]
         for value in sweep.values:
             s = summarise(rows, *sweep.point(value))
             name = f"**{fmt(value)}**" if value == sweep.default else fmt(value)
@@ -306,11 +308,11 @@ def plot(sweeps, rows, path):
                 ax.plot([x], [m], "r*", markersize=12, label="default")
         ax.set_xticks(range(len(sweep.values)), [fmt(v) for v in sweep.values], fontsize=7, rotation=20)
         ax.set_title(sweep.title.replace("`", ""), fontsize=9)
-        ax.set_ylabel(f"test {label(METRICS[0])}")
+        ax.set_ylabel(f"test {metric_label(METRICS[0])}")
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(curves):]:
         ax.axis("off")
-    fig.suptitle(f"Test {label(METRICS[0])}, mean ± std over seeds (red star: the default)")
+    fig.suptitle(f"Test {metric_label(METRICS[0])}, mean ± std over seeds (red star: the default)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -370,7 +370,9 @@ def test_an_empty_history_length_is_refused_before_the_data_loads(model, length,
 
 @pytest.mark.parametrize("argv,needle", [
     (["--model=DNR", "--noise_schedule=linear", "--noise_scale=100"], "invalid setting noise_scale=100"),
-    (["--model=DiffuRec", "--noise_schedule=linear", "--steps=16"], "every beta must lie in (0, 1)"),
+    (["--model=DiffuRec", "--noise_schedule=scaled-linear", "--steps=16"], "every beta must lie in (0, 1)"),
+    # DiffuRec's code's "linear" is scaled-linear here: plain linear (DiffRec's) is not one of its schedules
+    (["--model=DiffuRec", "--noise_schedule=linear"], "invalid setting noise_schedule='linear': must be one of"),
 ])
 def test_the_sequential_models_check_their_noise_schedule(argv, needle, workdir, capsys):
     refused(main, argv, capsys, workdir, "run_recbole.py", needle)

@@ -1,8 +1,10 @@
 """The shared bases of recbole-diffrec's models (general and sequential): RecBole glue around the diffusion core.
 
-A subclass says what it diffuses (items, or a latent code) and how its inputs are weighted; the base
-reads and validates the diffusion settings (the model's keys only: the trainer reads its own), holds the
-training interactions on the model's device, and computes the one diffusion loss every model uses.
+PackModel is what every model gives RecBole and the trainer; UserRowRecommender holds the general models'
+training interactions on the model's device; DiffusionRecommender adds DiffRec's family's Gaussian diffusion
+(its loss and reverse chain; GiffCF and FlowCF have losses of their own); SequentialDiffusionRecommender is
+DiffuRec's and DNR's base. Both families read the Gaussian diffusion's settings through
+read_gaussian_diffusion (the model's keys only: the trainer reads its own).
 """
 
 from __future__ import annotations
@@ -74,20 +76,16 @@ def read_gaussian_diffusion(reader: SettingsReader, schedules: tuple[str, ...] =
     return s
 
 
-class UserRowRecommender(GeneralRecommender):
-    """Base of the pack's general models: each reads a user's whole interaction row (DiffRec and its
-    variants, GiffCF, FlowCF). It holds the training interactions on the model's device (`history`: the
-    0/1 rows the evaluation masks; `inputs`: the rows the model reads, which T-variants weight by recency),
-    checks its settings before any data loads and its dataset before the model is built. Not a model."""
-
-    abstract = True
-    input_type = InputType.LISTWISE
-    type = ModelType.GENERAL
+class PackModel:
+    """What every recbole-diffrec model, general or sequential, gives RecBole and the pack's trainer, written
+    once: its settings read and checked before any data loads (`validate_config`, then `settings` when built),
+    the dataset checked before the model is built (`validate_dataset`), and the trainer's hooks
+    (`epoch_finished`, `optimizer_groups`). Mixed in first by the two bases; not a model."""
 
     @classmethod
     def read_settings(cls, reader: SettingsReader) -> dict[str, Any]:
         """Read and validate every setting the model uses; returns them as a dict."""
-        return {"duplicate_interactions": reader.choice("duplicate_interactions", ("drop", "keep"))}
+        raise NotImplementedError
 
     @classmethod
     def validate_config(cls, config: Config) -> dict[str, Any]:
@@ -106,6 +104,31 @@ class UserRowRecommender(GeneralRecommender):
     def __init__(self, config: Config, dataset: Dataset):
         super().__init__(config, dataset)
         self.settings = self.read_settings(SettingsReader(config))
+
+    def epoch_finished(self) -> None:
+        """Called by the trainer after every training epoch (L-DiffRec anneals per epoch)."""
+
+    def optimizer_groups(self, learning_rate: float) -> list[dict[str, Any]]:
+        """Parameter groups for the optimizer; one group at the configured learning rate by default."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": learning_rate}]
+
+
+class UserRowRecommender(PackModel, GeneralRecommender):
+    """Base of the pack's general models: each reads a user's whole interaction row (DiffRec and its
+    variants, GiffCF, FlowCF). It holds the training interactions on the model's device (`history`: the
+    0/1 rows the evaluation masks; `inputs`: the rows the model reads, which T-variants weight by recency),
+    checks its settings before any data loads and its dataset before the model is built. Not a model."""
+
+    abstract = True
+    input_type = InputType.LISTWISE
+    type = ModelType.GENERAL
+
+    @classmethod
+    def read_settings(cls, reader: SettingsReader) -> dict[str, Any]:
+        return {"duplicate_interactions": reader.choice("duplicate_interactions", ("drop", "keep"))}
+
+    def __init__(self, config: Config, dataset: Dataset):
+        super().__init__(config, dataset)
         self.artifacts = artifacts_of(dataset, config)  # what the model derives from the split, made in data/
         users, items = self.training_pairs(dataset)
         if len(users) == 0:
@@ -135,13 +158,6 @@ class UserRowRecommender(GeneralRecommender):
     def predict(self, interaction: Interaction) -> torch.Tensor:
         scores = self.user_scores(interaction[self.USER_ID])
         return scores.gather(1, interaction[self.ITEM_ID].unsqueeze(1)).squeeze(1)
-
-    def epoch_finished(self) -> None:
-        """Called by the trainer after every training epoch (L-DiffRec anneals per epoch)."""
-
-    def optimizer_groups(self, learning_rate: float) -> list[dict[str, Any]]:
-        """Parameter groups for the optimizer; one group at the configured learning rate by default."""
-        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": learning_rate}]
 
 
 class DiffusionRecommender(UserRowRecommender):
@@ -189,7 +205,8 @@ class DiffusionRecommender(UserRowRecommender):
         raise NotImplementedError
 
     # ---- RecBole interface ---------------------------------------------------------------------
-    def diffusion_loss(self, denoiser: Denoiser, x_start: torch.Tensor | SparseRows, return_x0: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def diffusion_loss(self, denoiser: Denoiser, x_start: torch.Tensor | SparseRows,
+                       return_x0: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """The importance-sampled diffusion loss of a batch (Sec. 3.3), after updating the sampler; with
         `return_x0`, also the denoiser's estimate of x_0 (L-DiffRec decodes it)."""
         t, pt = self.sampler.sample(x_start.shape[0])
@@ -205,7 +222,7 @@ class DiffusionRecommender(UserRowRecommender):
         return self.diffusion.p_sample_loop(denoiser, x_start, s["sampling_steps"], s["sampling_noise"],
                                             s["inference_steps"])
 
-class SequentialDiffusionRecommender(SequentialRecommender):
+class SequentialDiffusionRecommender(PackModel, SequentialRecommender):
     """Base of recbole-diffrec's sequential models: settings read and checked before any data loads, and
     what recbole-diffrec's trainer asks of a model. Not a model on its own."""
 
@@ -230,27 +247,12 @@ class SequentialDiffusionRecommender(SequentialRecommender):
 
     @classmethod
     def validate_config(cls, config: Config) -> dict[str, Any]:
-        s = cls.read_settings(SettingsReader(config))
+        s = super().validate_config(config)
         negatives = config["train_neg_sample_args"]
         if negatives is not None and (negatives or {}).get("distribution", "none") != "none":
             raise SettingError("train_neg_sample_args", config["train_neg_sample_args"],
                                f"must be None: {cls.__name__} trains with cross-entropy over all items")
         return s
-
-    @classmethod
-    def validate_dataset(cls, dataset: Dataset) -> None:
-        if len(dataset.inter_feat) == 0:
-            raise DataError(f"dataset {dataset.dataset_name!r} has no interactions left after filtering")
-
-    def __init__(self, config: Config, dataset: Dataset):
-        super().__init__(config, dataset)
-        self.settings = self.read_settings(SettingsReader(config))
-
-    def epoch_finished(self) -> None:
-        """Called by the trainer after every training epoch."""
-
-    def optimizer_groups(self, learning_rate: float) -> list[dict[str, Any]]:
-        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": learning_rate}]
 
     def last_positions(self, interaction: Interaction) -> torch.Tensor:
         return interaction[self.ITEM_SEQ_LEN] - 1

@@ -79,6 +79,15 @@ class TimeWeighting:
     @classmethod
     def validate_dataset(cls, dataset: Dataset) -> None:
         super().validate_dataset(dataset)
+        times = cls._checked_times(dataset)
+        if len(times) > 1 and np.all(times == times[0]):
+            getLogger().warning(
+                f"{cls.__name__}: every interaction of dataset {dataset.dataset_name!r} has the same "
+                f"{dataset.time_field!r} ({times[0]}); the recency weights then follow the order of the rows in the file")
+
+    @classmethod
+    def _checked_times(cls, dataset: Dataset) -> np.ndarray:
+        """The interactions' times; a missing time field or a non-finite time is refused (DataError)."""
         time_field = dataset.time_field
         if time_field is None or time_field not in dataset.inter_feat:
             raise DataError(
@@ -95,16 +104,13 @@ class TimeWeighting:
                 f"{cls.__name__}: {int(bad.sum())} interactions have a non-finite {time_field!r} "
                 f"(first at row {int(np.flatnonzero(bad)[0])}); fix or drop them"
             )
-        if len(times) > 1 and np.all(times == times[0]):
-            getLogger().warning(
-                f"{cls.__name__}: every interaction of dataset {dataset.dataset_name!r} has the same {time_field!r} "
-                f"({times[0]}); the recency weights then follow the order of the rows in the file")
+        return times
 
     def interaction_values(self, dataset: Dataset) -> np.ndarray:
-        self.validate_dataset(dataset)
-        feat = dataset.inter_feat
-        return recency_weights(feat[self.USER_ID].numpy(), feat[dataset.time_field].numpy(),
-                               self.settings["w_min"], self.settings["w_max"]).astype(np.float32)
+        # the training split's times (the whole dataset was validated before the split, when prepare built it)
+        times = self._checked_times(dataset)
+        return recency_weights(dataset.inter_feat[self.USER_ID].numpy(), times, self.settings["w_min"],
+                               self.settings["w_max"]).astype(np.float32)
 
 
 class TDiffRec(TimeWeighting, DiffRec):
