@@ -1,5 +1,5 @@
-"""GiffCF and FlowCF: their graph, filter, loss and sampler against independent computations, and both
-running end to end through the pack's paths (no RecBole patch)."""
+"""GiffCF: its graph, filter and reverse steps against independent computations, and runs end to end through
+the pack's paths."""
 
 import numpy as np
 import pytest
@@ -9,7 +9,6 @@ from recbole_diffrec.data.graph import normalized_interactions, spectrum
 from recbole_diffrec.pipeline import prepare, run
 
 SMALL_GIFF = {"show_progress": False, "epochs": 1, "embedding_size": 16, "train_precision": "float32"}
-SMALL_FLOW = {"show_progress": False, "epochs": 1, "dims_dnn": [32], "train_precision": "float32"}
 
 
 def test_the_normalised_matrix_and_its_largest_eigenvalue():
@@ -58,35 +57,8 @@ def test_giffcf_reverse_steps_follow_the_published_recursion(workdir):
     torch.testing.assert_close(net.reconstruct(x), z, rtol=1e-5, atol=1e-6)
 
 
-def test_flowcf_interpolates_and_scores_as_its_definition(workdir):
-    _, _, net, _ = prepare("FlowCF", "ml-100k", None, SMALL_FLOW)
-    net.eval()
-    x1 = net.inputs.dense(torch.arange(1, 7))
-    x0 = torch.zeros_like(x1)
-    switch = torch.rand_like(x1)
-    step = torch.tensor([0, 1, 2, 3, 8, 8])
-    t = step.float() / 9
-    x_t = torch.where(switch <= t[:, None], x1, x0)
-    with torch.no_grad():
-        expected = (x1 - net.flow(x_t, t)).pow(2).mean()
-        assert net.flow_loss(x1, step, x0, switch).item() == pytest.approx(expected.item(), rel=1e-6)
-        # the sampler: two predictions from the user's row at steps 7 and 8; items switch on past 1/2
-        first = net.flow(x1, torch.full((6,), 7 / 9))
-        moved = x1 + (first - x1) / (1 - 7 / 9) * (1 / 9)
-        x_8 = ((moved > 0.5) | (x1 > 0)).float()
-        torch.testing.assert_close(net.reconstruct(x1), net.flow(x_8, torch.full((6,), 8 / 9)))
-    prior = net.prior.numpy()
-    counts = np.bincount(net.history.to_scipy().nonzero()[1], minlength=net.n_items)
-    np.testing.assert_allclose(prior, counts / (net.n_users - 1), rtol=1e-6)  # real users; padding item 0
-    assert prior[0] == 0
-
-
-@pytest.mark.parametrize("model,settings,floor", [
-    ("GiffCF", {"epochs": 3, "embedding_size": 64}, 0.15),
-    ("FlowCF", {"epochs": 40, "train_batch_size": 256, "eval_step": 40}, 0.25),  # 0.32 when written
-    ("TGiffCF", {"epochs": 3, "embedding_size": 64}, 0.15),
-])
-def test_an_end_to_end_run_learns(model, settings, floor, workdir):
+@pytest.mark.parametrize("model", ["GiffCF", "TGiffCF"])
+def test_an_end_to_end_run_learns(model, workdir):
     """Trained briefly on ml-100k through run(): test NDCG@10 above a floor Pop does not reach (0.1005 there)."""
-    result = run(model, config_dict={"show_progress": False, **settings})
-    assert result["test_result"]["ndcg@10"] > floor, result["test_result"]
+    result = run(model, config_dict={"show_progress": False, "epochs": 3, "embedding_size": 64})
+    assert result["test_result"]["ndcg@10"] > 0.15, result["test_result"]
