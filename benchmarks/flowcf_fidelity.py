@@ -154,6 +154,11 @@ def main():
     parser.add_argument("--dataset", default=DATASET)
     parser.add_argument("--protocol", default=str(PROTOCOL.relative_to(harness.REPO)),
                         help="the data and evaluation config file both codes run under")
+    parser.add_argument("--codes", nargs="+", default=["theirs", "ours"],
+                        choices=["theirs", "ours", "ours-their-prior"],
+                        help="what to train; ours-their-prior: ours with the published prior (its padding column "
+                             "on), the one deliberate difference undone. Runs of other codes already in the output "
+                             "json are kept")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     PROTOCOL, DATASET = (harness.REPO / args.protocol).resolve(), args.dataset
@@ -162,6 +167,15 @@ def main():
         workdir = tempfile.mkdtemp(prefix="flowcf-")
         if which == "theirs":
             harness.emit(reference_child(args.reference, seed, workdir))
+        elif which == "ours-their-prior":  # the one deliberate difference undone: the published prior
+            def their_prior(net, train_data):
+                theirs = reference_class(args.reference)(reference_config(args.reference, DATASET, seed),
+                                                         train_data._dataset)
+                net.prior.copy_(theirs.item_frequencies)
+
+            harness.emit(harness.train_to_early_stop("FlowCF", seed, DATASET, [str(PROTOCOL)],
+                                                     {**OURS, "checkpoint_dir": str(Path(workdir) / "saved")},
+                                                     adjust=their_prior))
         else:
             harness.emit(harness.train_to_early_stop("FlowCF", seed, DATASET, [str(PROTOCOL)],
                                                      {**OURS, "checkpoint_dir": str(Path(workdir) / "saved")}))
@@ -169,9 +183,13 @@ def main():
     report = {"machine": harness.cpu(), "dataset": DATASET, "protocol": str(PROTOCOL.relative_to(harness.REPO)),
               "loss": loss_check(args.reference)}
     print("loss, copied weights and the same draws:", json.dumps({k: v for k, v in report["loss"].items()}))
-    rows = {"theirs": [], "ours": []}
+    earlier = Path(args.out + ".json")
+    kept = json.loads(earlier.read_text())["runs"] if earlier.exists() else {}
+    rows = {which: ([] if which in args.codes else runs) for which, runs in kept.items()}
+    rows.update({which: [] for which in args.codes})
+    codes = [c for c in ("theirs", "ours", "ours-their-prior") if c in rows]
     for seed in args.seeds:
-        for which in ("theirs", "ours"):
+        for which in args.codes:
             code, result, tail = harness.run_child([__file__, "--reference", args.reference, "--dataset", DATASET,
                                                     "--protocol", args.protocol, "--child", which, seed],
                                                    f"{which} seed {seed}", echo=False)
@@ -194,12 +212,13 @@ def main():
              f"metrics for both (Recall@k = hits / |test items|; full ranking, training items masked). Machine: "
              f"{report['machine']}. Produced by `python benchmarks/flowcf_fidelity.py`.", "",
              "| code | " + " | ".join(metrics) + " | epochs |", "|---|" + "---|" * (len(metrics) + 1)]
-    for which in ("theirs", "ours"):
+    names = {"theirs": "published", "ours": "recbole-diffrec",
+             "ours-their-prior": "recbole-diffrec with the published prior (padding column on)"}
+    for which in codes:
         if rows[which]:
             cells = [f"{m:.4f} ± {s:.4f}" for m, s in (summary(rows[which], k) for k in metrics)]
             epochs = "/".join(str(r["epochs"]) for r in rows[which])
-            lines.append(f"| {'published' if which == 'theirs' else 'recbole-diffrec'} | " + " | ".join(cells) +
-                         f" | {epochs} |")
+            lines.append(f"| {names[which]} | " + " | ".join(cells) + f" | {epochs} |")
     loss = report["loss"]
     lines += ["", f"Loss with copied weights and the same draws (5 batches of 150 users): largest |difference| "
               f"{loss['eval']['largest_abs_difference']:.2e} with dropout off, {loss['train']['largest_abs_difference']:.2e} "

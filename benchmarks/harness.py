@@ -119,15 +119,18 @@ def model_of(row):
     return row.split("@")[0]
 
 
-def train_to_early_stop(model, seed, dataset, config_files, overrides):
+def train_to_early_stop(model, seed, dataset, config_files, overrides, adjust=None):
     """Train `model` (a registry name) with `overrides` to early stop, select on validation, test; the
-    row every table and study stores."""
+    row every table and study stores. `adjust(net, train_data)`, if given, changes the built model before
+    training (a fidelity check's controlled difference)."""
     sys.path.insert(0, str(REPO))
     from recbole_diffrec.pipeline import prepare
 
     settings = {"seed": seed, "show_progress": False, "state": "WARNING", **overrides}
     start = time.perf_counter()
     config, (train, valid, test), net, trainer = prepare(model, dataset, config_files, settings)
+    if adjust is not None:
+        adjust(net, train)
     report_progress()
     fit_start = time.perf_counter()
     trainer.fit(train, valid, saved=True, show_progress=False)
