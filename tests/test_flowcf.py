@@ -33,6 +33,23 @@ def test_flowcf_interpolates_and_scores_as_its_definition(workdir):
     assert prior[0] == 0
 
 
+def test_the_published_prior_counts_the_padding_column_as_the_published_code(workdir):
+    """prior: published, computed independently from ml-100k's .inter file: each item's users over RecBole's
+    user count (padding user included), and the padding column on for every user whose padded history row has
+    a free slot (fewer training rows than the longest; the padding user has none). Equal to the published code's
+    item_frequencies on ml-100k and ml-1m_clean (benchmarks/results/flowcf_fidelity-ml-1m_clean.md)."""
+    _, (train, _, _), net, _ = prepare("FlowCF", "ml-100k", None, {**SMALL_FLOW, "prior": "published"})
+    feat = train._dataset.inter_feat
+    users, items = feat["user_id"].numpy(), feat["item_id"].numpy()
+    lengths = np.bincount(users, minlength=net.n_users)
+    want = np.zeros(net.n_items)
+    for item in range(1, net.n_items):
+        want[item] = len(np.unique(users[items == item]))
+    want[0] = (lengths < lengths.max()).sum()
+    np.testing.assert_allclose(net.prior.numpy(), want / net.n_users, rtol=1e-6)
+    assert 0.99 < net.prior[0] < 1  # nearly always on: ml-100k's longest history is one user's
+
+
 def test_an_end_to_end_run_learns(workdir):
     """Trained briefly on ml-100k through run(): test NDCG@10 above a floor Pop does not reach (0.1005 there;
     0.32 when written)."""
