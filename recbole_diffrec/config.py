@@ -28,6 +28,7 @@ from recbole_diffrec.settings import (
     model_yamls,
     trainer_yaml,
 )
+from recbole_diffrec.data.loaders import read_loader_settings
 from recbole_diffrec.training.trainer import read_run_settings, read_trainer_settings
 
 # Settings the run itself supplies or reads without a yaml default: the distributed hand-over
@@ -94,6 +95,7 @@ class Config(RecBoleConfig):
         if is_ours(self.model_class):
             self.model_class.validate_config(self)
         read_trainer_settings(SettingsReader(self))
+        read_loader_settings(SettingsReader(self))
         read_run_settings(SettingsReader(self))
 
     def _refuse_unknown(self, keys):

@@ -88,6 +88,7 @@ BAD = [
     ({"inference_steps": 41}, "inference_steps"),
     ({"reweight": "yes"}, "reweight"),
     ({"noise_sclae": 0.01}, "noise_sclae"),  # declared nowhere: a misspelling would leave the default in place
+    ({"eval_batch_users": -1}, "eval_batch_users"),  # the loaders' setting, checked with the others
 ]
 
 

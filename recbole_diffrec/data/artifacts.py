@@ -42,8 +42,7 @@ class SplitArtifacts:
     def _write(self, path: str, save) -> None:
         """Write through a temporary file, so a reader never sees half a cache."""
         os.makedirs(self.cache_dir, exist_ok=True)
-        stem, suffix = os.path.splitext(path)
-        tmp = f"{path}.tmp-{os.getpid()}{suffix}"
+        tmp = f"{path}.tmp-{os.getpid()}{os.path.splitext(path)[1]}"
         save(tmp)
         os.replace(tmp, path)
 

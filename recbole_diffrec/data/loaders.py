@@ -251,16 +251,17 @@ CPU_EVAL_BATCH_USERS = 512
 EVAL_BYTES_PER_SCORE = 64
 
 
-def read_loader_settings(config):
-    """The loaders' own setting (declared in ``trainer.yaml``, which every model reads), read where it is used."""
-    return {"eval_batch_users": SettingsReader(config).integer("eval_batch_users", low=0)}
+def read_loader_settings(reader):
+    """The loaders' own setting (declared in ``trainer.yaml``, which every model reads), read where it is used
+    and checked by Config before any data loads."""
+    return {"eval_batch_users": reader.integer("eval_batch_users", low=0)}
 
 
 def eval_batch_users(config, dataset):
     """Users per full-sort evaluation batch of recbole-diffrec's models: `eval_batch_users`, or with 0, 512 on
     the CPU and on a GPU as many as a quarter of its free memory holds (all users where they fit): fewer,
     larger batches mean fewer launches and fewer of RecBole's per-batch host steps."""
-    users = read_loader_settings(config)["eval_batch_users"]
+    users = read_loader_settings(SettingsReader(config))["eval_batch_users"]
     if users:
         return users
     device = config["device"]
@@ -292,7 +293,7 @@ def data_preparation(config, dataset, ours, run=None):
 
 
 def _data_preparation(config, dataset, ours, run):
-    batch_users = read_loader_settings(config)["eval_batch_users"]
+    batch_users = read_loader_settings(SettingsReader(config))["eval_batch_users"]
     if not ours:
         if batch_users and config["eval_args"]["mode"].get("test", "full") == "full":
             config = ConfigView(config, eval_batch_size=batch_users * dataset.item_num)

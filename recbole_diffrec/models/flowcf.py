@@ -18,7 +18,8 @@ item once for every user whose padded history matrix row has a padding slot (so 
 always on in x_0) and divides by RecBole's user count, padding user included (`prior: published`). By default
 (`prior: items`) the prior is each real item's training count over the real users, and the padding column
 stays 0. On ml-1m_clean the published prior gave the published code's figures exactly and ours 2% lower, within
-the spread of 3 seeds (benchmarks/results/flowcf_fidelity-ml-1m_clean.md). T-FlowCF weights the rows by recency (T-DiffRec's weights).
+the spread of 3 seeds (benchmarks/results/flowcf_fidelity-ml-1m_clean.md). T-FlowCF weights the rows by recency
+(T-DiffRec's weights).
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ class FlowCF(UserRowRecommender):
         self.register_buffer("grid", torch.linspace(0, 1, s["steps"] + 1), persistent=False)
         self.flow = FlowMLP(self.n_items, s["dims_dnn"], s["embedding_size"], s["mlp_act_func"], s["dropout"])
 
-    def flow_loss(self, x_1: torch.Tensor, step: torch.Tensor, x_0: torch.Tensor, switch: torch.Tensor) -> torch.Tensor:
+    def flow_loss(self, x_1: torch.Tensor, step: torch.Tensor, x_0: torch.Tensor,
+                  switch: torch.Tensor) -> torch.Tensor:
         """The loss for given draws: `step` (batch,) grid indices, `x_0` the prior draw, `switch` (batch,
         items) uniforms; item i of x_t comes from x_1 where switch <= t."""
         t = self.grid[step].unsqueeze(1)
