@@ -105,8 +105,12 @@ def report_progress():
 
 def variant_settings(dataset, row):
     """The settings of a table row ``Model`` or ``Model@variant``: benchmarks/configs/<dataset>/<row>.yaml
-    when it exists (``base: <row>`` in it starts from that row's settings), else none."""
+    when it exists (``base: <row>`` in it starts from that row's settings, ``base: <dataset>/<row>`` from
+    another table's row), else none."""
     import yaml
+
+    if "/" in row:
+        dataset, row = row.rsplit("/", 1)
 
     path = REPO / "benchmarks" / "configs" / dataset / f"{row}.yaml"
     settings = (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
