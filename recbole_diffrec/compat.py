@@ -28,7 +28,6 @@ Every fix lives here, is applied once by :func:`apply` (idempotent; the entry po
    ``exhaustive_search`` does. Fixed on our side in :mod:`recbole_diffrec.tuning`.
 """
 
-import os
 
 import numpy as np
 
@@ -116,8 +115,11 @@ _ENSURE_DIR_USERS = ("recbole.utils", "recbole.utils.utils", "recbole.utils.logg
 
 
 def _ensure_dir(dir_path):
-    """Create `dir_path` (and its parents) unless it exists, also when another process does it too."""
-    os.makedirs(dir_path, exist_ok=True)
+    """Create `dir_path` (and its parents) unless it exists, also when another process does it too; the
+    folders made are reported to :mod:`recbole_diffrec.ownership` (a failed run removes what it made)."""
+    from recbole_diffrec import ownership
+
+    ownership.makedirs(dir_path)
 
 
 def race_free_ensure_dir():

@@ -4,17 +4,20 @@ behind by a user's error. The floor under the Python API (:mod:`recbole_diffrec.
 
 import contextlib
 import logging
-import os
 from logging import getLogger
 
 from recbole.utils import ModelType, init_logger, init_seed
 
+from recbole_diffrec import ownership
 from recbole_diffrec.config import Config
 from recbole_diffrec.data.loaders import (
     create_dataset,
     data_differences,
     data_preparation,
     data_record,
+    empty_split_error,
+    split_differences,
+    split_record,
 )
 from recbole_diffrec.errors import CheckpointError, UserError
 from recbole_diffrec.registry import get_trainer, is_ours
@@ -53,6 +56,16 @@ def prepare(model="DiffRec", dataset=DEFAULT_DATASET, config_file_list=None, con
         # recbole-diffrec's per-user loaders serve its general models; its sequential ones take RecBole's
         train_data, valid_data, test_data = data_preparation(config, dataset_obj,
                                                              ours and model_class.type == ModelType.GENERAL, run)
+        loaders = (train_data, valid_data, test_data)
+        empty = empty_split_error(loaders, run)
+        if empty is not None:
+            raise empty
+        record["splits"] = split_record(config, loaders)
+        if trained_on is not None:
+            moved = split_differences(trained_on.get("splits"), record["splits"])
+            if moved:
+                raise CheckpointError(f"refusing to use the checkpoint: {moved}; a saved model is evaluated, "
+                                      "served and resumed on its own split")
         if check_data is not None:
             check_data(train_data, valid_data, test_data)
         init_seed(config["seed"] + run.rank, config["reproducibility"])
@@ -94,39 +107,34 @@ def start_logging(config):
         init_logger(config)
     finally:
         _RUN_HANDLERS[:] = list(root.handlers)
+        for handler in _RUN_HANDLERS:
+            if isinstance(handler, logging.FileHandler):
+                ownership.note_file(handler.baseFilename)
         for handler in others:
             root.addHandler(handler)
 
 
-def _files(folder):
-    return {os.path.join(root, name) for root, _, names in os.walk(folder) for name in names}
-
-
 @contextlib.contextmanager
 def discarded_on_error(config):
-    """On a user's error inside, remove what the run wrote: the files that appeared in RecBole's log folders
-    and the checkpoint folder (its log file), and those folders where it made them. In a distributed run
-    rank 0 alone cleans up (the ranks share the folders), and a file or folder already gone is no error."""
-    folders = ("./log/", "./log_tensorboard/", config["checkpoint_dir"])  # RecBole's log folders are fixed
+    """On a user's error inside, remove what this run made, and only that (:mod:`recbole_diffrec.ownership`):
+    its log file, tensorboard events, caches and checkpoints, and the folders it made that are empty once they
+    are gone. Another run's files, and folders that existed before, are never touched. In a distributed run
+    rank 0 alone cleans up (the ranks share the folders)."""
     cleans = RunContext.of(config).writes_files
-    existed = {path: _files(path) if os.path.isdir(path) else None for path in folders}
-    try:
-        yield
-    except UserError:
-        root = logging.getLogger()
-        for handler in list(root.handlers):
-            if isinstance(handler, logging.FileHandler):
-                handler.close()
-                root.removeHandler(handler)
-        for path, before in existed.items() if cleans else ():
-            if not os.path.isdir(path):
-                continue
-            for new in _files(path) - (before or set()):
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(new)
-            for folder, _, _ in sorted(os.walk(path), reverse=True):  # deepest first; folders left empty go
-                with contextlib.suppress(FileNotFoundError, OSError):
-                    if not os.listdir(folder) and (before is None or
-                                                   os.path.normpath(folder) != os.path.normpath(path)):
-                        os.rmdir(folder)
-        raise
+    with ownership.tracking() as created:
+        try:
+            yield
+        except UserError:
+            discard_run(created, cleans)
+            raise
+
+
+def discard_run(created, cleans=True):
+    """Close this run's log files and, where this process cleans up (`cleans`), remove what `created` lists."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+            root.removeHandler(handler)
+    if cleans:
+        ownership.discard(created)

@@ -6,7 +6,8 @@ import os
 from logging import getLogger
 
 from recbole_diffrec.errors import CheckpointError
-from recbole_diffrec.preparation import prepare
+from recbole_diffrec import ownership
+from recbole_diffrec.preparation import discard_run, prepare
 from recbole_diffrec.registry import get_model
 from recbole_diffrec.settings import SettingError, declared_settings, may_change, migrate_settings
 from recbole_diffrec.training.checkpoint import (
@@ -55,11 +56,13 @@ def load(checkpoint, overrides=None, check_data=None):
         config_dict["valid_metric"] = _valid_metric_for(config_dict, saved)
     # The training run's own settings (some from its config files, which may hold other models' keys)
     # are not checked for unknown names again; the overrides given now are.
-    config, loaders, model, trainer = prepare(name, dataset, None, config_dict, unchecked=unchecked,
-                                              trained_on=trained_on, check_data=check_data)
+    with ownership.tracking() as created:
+        config, loaders, model, trainer = prepare(name, dataset, None, config_dict, unchecked=unchecked,
+                                                  trained_on=trained_on, check_data=check_data)
     try:
         trainer._load_model_state(state)
     except (RuntimeError, KeyError) as err:
+        discard_run(created, trainer.run.writes_files)  # its log and tensorboard files: the load failed
         raise CheckpointError(f"checkpoint {checkpoint} does not fit a {name} built from its settings "
                               f"({' '.join(str(err).split())[:300]})") from None
     trainer.saved_model_file = str(checkpoint)

@@ -162,3 +162,66 @@ def test_a_sequential_model_serves_a_user_the_same_list_whoever_else_is_asked_ab
     assert recommend(checkpoint, ["405"], k=10)["405"] == crowd["405"]
     again = evaluate(checkpoint, {"topk": [5], "metrics": ["Hit", "MRR"]})
     assert set(again["test"]) == {"hit@5", "mrr@5"}
+
+
+# ---- a checkpoint pins its split -----------------------------------------------------------------------------
+def _toy_config(folder, eval_args):
+    config = folder / "toy.yaml"
+    config.write_text("data_path: data/\nload_col: {inter: [user_id, item_id, timestamp]}\n"
+                      f"eval_args: {eval_args}\n")
+    return [str(config)]
+
+
+def test_a_checkpoint_refuses_a_seed_that_moves_its_random_split(workdir):
+    """With order RO the split follows the seed: evaluate, recommend and resume with another seed would
+    score the model on its own training pairs, so they are refused, naming the seed."""
+    _write_toy(workdir / "data" / "toy")
+    config = _toy_config(workdir, "{split: {RS: [0.8, 0.1, 0.1]}, group_by: user, order: RO, mode: full}")
+    result = run("DiffRec", "toy", config, {**SMALL, "epochs": 1})
+    checkpoint = result["checkpoint"]
+    assert torch.load(checkpoint, weights_only=True)["data"]["splits"]["rows"] == {"train": 600, "valid": 60,
+                                                                                      "test": 60}
+    for call in (lambda: evaluate(checkpoint, {"seed": 7}), lambda: recommend(checkpoint, ["u1"], 3, {"seed": 7})):
+        with pytest.raises(CheckpointError, match=r"train, valid, test interactions are not those .* seed 7 "
+                                                  r"\(trained with 2020\)"):
+            call()
+    snapshot = next(Path("saved").glob("*.pth"))  # the best model doubles as a resumable checkpoint
+    with pytest.raises(CheckpointError, match="refusing to resume .* seed 7"):
+        prepare("DiffRec", "toy", config, {**SMALL, "seed": 7}, resume_file=str(snapshot))
+    assert evaluate(checkpoint)["test"] == pytest.approx(result["test_result"], abs=1e-12)
+
+
+def test_a_seed_that_leaves_the_split_alone_is_accepted(workdir):
+    """A time-ordered split does not depend on the seed: another seed evaluates the same test rows."""
+    _write_toy(workdir / "data" / "toy")
+    config = _toy_config(workdir, "{split: {RS: [0.8, 0.1, 0.1]}, group_by: user, order: TO, mode: full}")
+    checkpoint = run("DiffRec", "toy", config, {**SMALL, "epochs": 1})["checkpoint"]
+    assert set(evaluate(checkpoint, {"seed": 7})["test"]) == {"recall@10", "mrr@10", "ndcg@10", "hit@10",
+                                                              "precision@10"}
+
+
+def test_rows_moved_between_benchmark_files_are_refused(workdir):
+    """The same rows in all, some moved from the training file to the top of the validation file: every
+    file-level fingerprint of the whole data would agree; the split's digests do not."""
+    folder = workdir / "data" / "toy"
+    folder.mkdir(parents=True)
+    header = "user_id:token\titem_id:token\ttimestamp:float"
+    rows = [f"u{u}\ti{(u * 7 + n) % 40}\t{n}" for u in range(30) for n in range(8)]
+    parts = {"train": [r for r in rows if int(r.split("\t")[2]) < 6],
+             "valid": [r for r in rows if int(r.split("\t")[2]) == 6],
+             "test": [r for r in rows if int(r.split("\t")[2]) == 7]}
+
+    def write(parts):
+        for name, part in parts.items():
+            (folder / f"toy.{name}.inter").write_text("\n".join([header, *part]) + "\n")
+
+    write(parts)
+    config = workdir / "toy.yaml"
+    config.write_text("data_path: data/\nbenchmark_filename: [train, valid, test]\n"
+                      "load_col: {inter: [user_id, item_id, timestamp]}\neval_args: {order: TO, mode: full}\n")
+    checkpoint = run("DiffRec", "toy", [str(config)], {**SMALL, "epochs": 1})["checkpoint"]
+    moved = parts["train"][-3:]
+    write({"train": parts["train"][:-3], "valid": moved + parts["valid"], "test": parts["test"]})
+    with pytest.raises(CheckpointError, match=r"train, valid interactions are not those .*train 177 rows now, "
+                                              r"180 then.*rows moved between splits"):
+        evaluate(checkpoint)

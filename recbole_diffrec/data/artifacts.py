@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from recbole_diffrec import ownership
 from recbole_diffrec.data.embeddings import SPECTRAL_VERSION, kmeans_clusters, spectral_item_embeddings
 from recbole_diffrec.data.graph import GRAPH_VERSION, normalized_interactions, spectrum
 
@@ -41,10 +42,13 @@ class SplitArtifacts:
 
     def _write(self, path: str, save) -> None:
         """Write through a temporary file, so a reader never sees half a cache."""
-        os.makedirs(self.cache_dir, exist_ok=True)
+        ownership.makedirs(self.cache_dir)
         tmp = f"{path}.tmp-{os.getpid()}{os.path.splitext(path)[1]}"
+        new = ownership.new_file(path)
         save(tmp)
         os.replace(tmp, path)
+        if new:
+            ownership.note_file(path)
 
     def spectral_embeddings(self, dim: int) -> tuple[np.ndarray, str]:
         """(the items' spectral embeddings, (n_items, dim), and where they came from)."""

@@ -289,6 +289,10 @@ def data_preparation(config, dataset, ours, run=None):
     except UserError:
         raise
     except ValueError as err:  # RecBole's samplers and splits refuse some data (e.g. users who have every item)
+        if "num_samples=0" in str(err):  # torch's sampler over an empty training split
+            raise DataError("the train split is empty (every user's interactions went to validation and test "
+                            "under eval_args' split): filter short histories out (user_inter_num_interval) or "
+                            "change eval_args") from None
         raise DataError(f"dataset {dataset.dataset_name!r}: {' '.join(str(err).split())}") from None
 
 
@@ -329,11 +333,73 @@ def data_record(dataset):
     }
 
 
+SPLITS = ("train", "valid", "test")
+
+
+def split_dataset(loader):
+    """The dataset a loader serves (None for a split RecBole made no loader for)."""
+    return None if loader is None else getattr(loader, "_dataset", None)
+
+
+def split_record(config, loaders):
+    """What fixes a run's split: a digest of each split's (user, item, time) rows in order, the count of its
+    rows, and the settings that decide it (the seed moves RecBole's random split, order RO)."""
+    record = {"digests": {}, "rows": {}}
+    for name, loader in zip(SPLITS, loaders):
+        dataset = split_dataset(loader)
+        digest = hashlib.sha256()
+        rows = 0
+        if dataset is not None:
+            feat = dataset.inter_feat
+            rows = len(feat)
+            for field in (dataset.uid_field, dataset.iid_field, dataset.time_field):
+                if field is not None and field in feat:
+                    digest.update(np.ascontiguousarray(column(feat, field)).tobytes())
+        record["digests"][name] = digest.hexdigest()
+        record["rows"][name] = rows
+    eval_args = config["eval_args"] or {}
+    record["settings"] = {"seed": config["seed"], "order": str(eval_args.get("order")),
+                          "split": str(eval_args.get("split")), "group_by": str(eval_args.get("group_by")),
+                          "benchmark_filename": str(config["benchmark_filename"])}
+    return record
+
+
+def split_differences(saved, current):
+    """How a run's split differs from a checkpoint's record of it (empty when it does not, or when the
+    checkpoint predates split records)."""
+    if not saved or not current or saved["digests"] == current["digests"]:
+        return ""
+    moved = [name for name in SPLITS if saved["digests"].get(name) != current["digests"].get(name)]
+    causes = [f"{key} {current['settings'].get(key)} (trained with {value})"
+              for key, value in saved.get("settings", {}).items() if current["settings"].get(key) != value]
+    because = ("; it was split with other settings: " + ", ".join(causes)) if causes else \
+        "; the split settings are the same, so the data's files changed (rows moved between splits)"
+    counts = ", ".join(f"{n} {current['rows'][n]} rows now, {saved['rows'][n]} then" for n in moved)
+    return (f"the {', '.join(moved)} interactions are not those the model was trained and selected with "
+            f"({counts}){because}")
+
+
+def empty_split_error(loaders, run):
+    """A DataError for a validation or test split with no interactions, or fewer evaluation users than
+    processes; None when both can be evaluated."""
+    for name, loader in zip(SPLITS[1:], loaders[1:]):
+        dataset = split_dataset(loader)
+        if dataset is None or len(dataset.inter_feat) == 0:
+            return DataError(f"the {name} split is empty (no user has an interaction left for it, e.g. every "
+                             "user has too few interactions for eval_args' split); model selection and testing "
+                             "need both: filter short histories out (user_inter_num_interval) or change eval_args")
+        users = len(np.unique(column(dataset.inter_feat, dataset.uid_field)))
+        if run is not None and run.distributed and users < run.world_size:
+            return DataError(f"the {name} split has {users} users, fewer than the {run.world_size} processes "
+                             "(nproc): every process evaluates a block of users; use fewer processes")
+    return None
+
+
 def data_differences(saved, current):
     """How the data now differs from a checkpoint's record of it (empty when it does not)."""
     if saved["fingerprint"] == current["fingerprint"] and saved["user_tokens"] == current["user_tokens"] \
             and saved["item_tokens"] == current["item_tokens"]:
-        return ""
+        return split_differences(saved.get("splits"), current.get("splits"))
     if saved["dataset"] != current["dataset"]:
         return f"it was trained on dataset {saved['dataset']!r}, not {current['dataset']!r}"
     said = []

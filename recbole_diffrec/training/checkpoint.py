@@ -12,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from recbole_diffrec import ownership
 from recbole_diffrec.errors import CheckpointError, UnsafeCheckpointError
 
 CHECKPOINT_FORMAT = "recbole-diffrec-checkpoint/1"
@@ -60,10 +61,13 @@ def plain_config(config):
 def save_checkpoint(state, path):
     """Write atomically: a temporary file beside the target, then a rename."""
     path = str(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    ownership.makedirs(os.path.dirname(os.path.abspath(path)))
     tmp = f"{path}.tmp-{os.getpid()}"
+    new = ownership.new_file(path)
     torch.save(state, tmp)
     os.replace(tmp, path)
+    if new:
+        ownership.note_file(path)
 
 
 def load_checkpoint(path, map_location="cpu"):

@@ -1,6 +1,8 @@
 """The training step's precision: bfloat16 autocast where the CPU multiplies bfloat16 natively, float32
 elsewhere (``train_precision``)."""
 
+import os
+
 import torch
 
 from recbole_diffrec.settings import SettingError
@@ -8,9 +10,19 @@ from recbole_diffrec.settings import SettingError
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 
+AUTO_ENV = "RECBOLE_DIFFREC_AUTO_PRECISION"  # float32 or bfloat16: what "auto" means on a CPU, overriding detection
+
+
 def native_cpu_bfloat16():
     """Whether this CPU multiplies bfloat16 matrices in hardware (AVX512-BF16 or AMX): there, bfloat16
-    matrix products run about 4x faster than float32 ones; elsewhere oneDNN emulates them, slower."""
+    matrix products run about 4x faster than float32 ones; elsewhere oneDNN emulates them, slower.
+    The environment variable RECBOLE_DIFFREC_AUTO_PRECISION (float32 or bfloat16) overrides the detection,
+    so that one machine can run the suite on either path."""
+    forced = os.environ.get(AUTO_ENV, "")
+    if forced:
+        if forced not in ("float32", "bfloat16"):
+            raise SettingError(AUTO_ENV, forced, "must be float32 or bfloat16 (what train_precision auto means on a CPU)")
+        return forced == "bfloat16"
     checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
     return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 

@@ -19,6 +19,7 @@ from recbole.trainer import Trainer
 from recbole.utils import set_color
 from tqdm import tqdm
 
+from recbole_diffrec import ownership
 from recbole_diffrec.data.loaders import data_differences
 from recbole_diffrec.errors import CheckpointError, TrainingDiverged
 from recbole_diffrec.run_context import ConfigView, RunContext
@@ -112,7 +113,9 @@ class SafeCheckpointMixin:
     def __init__(self, config, model, run=None):
         self.run = run or RunContext.of(config)
         self.trainer_settings = read_trainer_settings(SettingsReader(config))
+        tensorboard_before = ownership.entries("log_tensorboard")  # RecBole's writer's fixed root
         super().__init__(config, model)
+        ownership.note_tensorboard(self.tensorboard, tensorboard_before)
         # RecBole names the file by the second it was made in; two trainers in one second (tuning
         # trials, tests) would overwrite each other's best model. A short random suffix keeps them apart.
         stem, ext = os.path.splitext(self.saved_model_file)
@@ -218,7 +221,10 @@ class SafeCheckpointMixin:
         self._pending_loader_state = checkpoint.get("train_loader_state")
         best = checkpoint.get("best_model_file")
         if self._writes_files:  # the best so far, under this run's own name, until this run improves on it
+            new = ownership.new_file(self.saved_model_file)
             shutil.copyfile(best if best and os.path.isfile(best) else str(resume_file), self.saved_model_file)
+            if new:
+                ownership.note_file(self.saved_model_file)
         self.logger.info(f"Checkpoint {resume_file} loaded. Resume training from epoch {self.start_epoch}; this "
                          f"run's best model: {self.saved_model_file}")
 
