@@ -433,3 +433,38 @@ def test_an_empty_split_is_refused_before_training(model, per_user, needle, work
                       + ("train_neg_sample_args: ~\n" if model == "SASRec" else ""))
     refused(main, [f"--model={model}", "--dataset=short", f"--config_files={config}", "--epochs=1",
                    "--show_progress=False"], capsys, workdir, "run_recbole.py", needle)
+
+
+def _edited(trained, workdir, edit):
+    state = torch.load(trained["DiffRec"], weights_only=True)
+    edit(state)
+    torch.save(state, workdir / "edited.pth")
+    return "edited.pth"
+
+
+@pytest.mark.parametrize("content, needle", [
+    (os.urandom(4096), "junk.pth"),
+    (bytes(range(256)) * 8, "junk.pth"),
+    (b"PK\x03\x04" + os.urandom(200), "cannot be read"),
+    (b"model: DiffRec\nnot a checkpoint at all\n", "junk.pth"),
+])
+def test_files_that_are_not_checkpoints(content, needle, workdir, capsys):
+    (workdir / "junk.pth").write_bytes(content)
+    for command, prog in ((["evaluate", "junk.pth"], "recbole-diffrec evaluate"),
+                          (["recommend", "junk.pth", "--users", "1"], "recbole-diffrec recommend")):
+        refused(cli, command, capsys, workdir, prog, needle)
+    refused(main, [*FAST, "--resume=junk.pth"], capsys, workdir, "run_recbole.py", needle)
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda s: s.update(settings_version="two"), "settings_version 'two' is not a version number"),
+    (lambda s: s.update(settings_version=99), "newer recbole-diffrec (settings_version 99"),
+    (lambda s: s.pop("config"), "it has no 'config'"),
+    (lambda s: s.update(config=["not", "a", "dict"]), "its 'config' is a list, not a dict"),
+    (lambda s: s.update(state_dict=None), "its 'state_dict' is a NoneType"),
+    (lambda s: s.update(data={"dataset": "ml-100k"}), "record of the training data is incomplete"),
+])
+def test_an_edited_checkpoint_is_one_line(edit, needle, workdir, capsys, trained):
+    name = _edited(trained, workdir, edit)
+    refused(cli, ["evaluate", name], capsys, workdir, "recbole-diffrec evaluate", needle)
+    refused(main, [*FAST, f"--resume={name}"], capsys, workdir, "run_recbole.py", needle)

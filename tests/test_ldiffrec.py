@@ -303,3 +303,25 @@ def test_embedding_file_wrong_rows_and_nan_are_refused(workdir):
     np.save(bad, table)
     with pytest.raises(SettingError, match="NaN.*row 7"):
         prepare("LDiffRec", config_dict={**FAST, "item_emb_source": "file", "item_emb_file": str(bad)})
+
+
+def test_a_corrupt_cache_is_made_again_with_a_warning(workdir, caplog):
+    """A truncated spectral-embedding cache (and GiffCF's graph cache) is rebuilt, not a traceback on every run."""
+    settings = {**FAST, "item_emb_source": "learned", "checkpoint_dir": str(workdir / "cache")}
+    prepare("LDiffRec", config_dict=settings)
+    giff = {"show_progress": False, "epochs": 1, "embedding_size": 16, "checkpoint_dir": str(workdir / "cache")}
+    prepare("GiffCF", config_dict=giff)
+    caches = sorted((workdir / "cache").glob("item_emb-*.npy")) + sorted((workdir / "cache").glob("graph-*.npz"))
+    assert len(caches) == 2
+    for path in caches:
+        path.write_bytes(path.read_bytes()[:100])
+    with caplog.at_level("WARNING"):
+        _, _, emb_model, _ = prepare("LDiffRec", config_dict=settings)
+        prepare("GiffCF", config_dict=giff)
+    said = [r.getMessage() for r in caplog.records if "does not read back" in r.getMessage()]
+    assert len(said) == 2 and all("making it again" in line for line in said)
+    assert all(path.stat().st_size > 1000 for path in caches)  # rewritten whole
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        prepare("LDiffRec", config_dict=settings)
+    assert not [r for r in caplog.records if "does not read back" in r.getMessage()]

@@ -12,12 +12,24 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
+from logging import getLogger
 
 import numpy as np
 
 from recbole_diffrec import ownership
 from recbole_diffrec.data.embeddings import SPECTRAL_VERSION, kmeans_clusters, spectral_item_embeddings
 from recbole_diffrec.data.graph import GRAPH_VERSION, normalized_interactions, spectrum
+
+
+# what numpy raises on a truncated or garbled .npy / .npz file
+CACHE_READ_ERRORS = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile)
+
+
+def unreadable(path: str, why) -> None:
+    """Warn that a cache file does not read back; it is then made again and rewritten."""
+    reason = " ".join(str(why).split())[:200] or type(why).__name__
+    getLogger().warning(f"cache {path} does not read back ({reason}); making it again")
 
 
 class SplitArtifacts:
@@ -55,7 +67,13 @@ class SplitArtifacts:
         name = self.dataset.dataset_name
         path = self._cache_path(f"item_emb-{name}-spectral{dim}", ".npy", [dim, self.seed, SPECTRAL_VERSION])
         if path is not None and os.path.isfile(path):
-            return np.load(path, allow_pickle=False), f"spectral embeddings read from {path}"
+            try:
+                emb = np.load(path, allow_pickle=False)
+                if emb.shape == (self.n_items, dim) and np.isfinite(emb).all():
+                    return emb, f"spectral embeddings read from {path}"
+                unreadable(path, f"shape {emb.shape}, expected {(self.n_items, dim)}, or non-finite values")
+            except CACHE_READ_ERRORS as err:
+                unreadable(path, err)
         emb = spectral_item_embeddings(self.users, self.items, self.n_users, self.n_items, dim, self.seed)
         if path is None:
             return emb, "spectral embeddings (not cached)"
@@ -76,8 +94,15 @@ class SplitArtifacts:
         name = self.dataset.dataset_name
         path = self._cache_path(f"graph-{name}-top{cutoff}", ".npz", [cutoff, GRAPH_VERSION], (users, items))
         if path is not None and os.path.isfile(path):
-            with np.load(path, allow_pickle=False) as cached:
-                return adjacency, cached["values"], cached["vectors"]
+            try:
+                with np.load(path, allow_pickle=False) as cached:
+                    values, vectors = cached["values"], cached["vectors"]
+                if values.ndim == 1 and 1 <= len(values) <= cutoff and vectors.shape == (len(values), self.n_items) \
+                        and np.isfinite(values).all() and np.isfinite(vectors).all():
+                    return adjacency, values, vectors
+                unreadable(path, f"shapes {values.shape} and {vectors.shape} for cut-off {cutoff}, or non-finite values")
+            except CACHE_READ_ERRORS as err:
+                unreadable(path, err)
         values, vectors = spectrum(adjacency, cutoff)
         if path is not None:
             self._write(path, lambda tmp: np.savez(tmp, values=values, vectors=vectors))

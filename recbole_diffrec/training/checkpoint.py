@@ -79,17 +79,56 @@ def load_checkpoint(path, map_location="cpu"):
     try:
         state = torch.load(str(path), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
+        text = " ".join(str(err).split())
+        if "GLOBAL" not in text:  # no object torch refused by name: bytes it cannot read safely
+            raise UnsafeCheckpointError(
+                f"refusing to load {path}: torch's safe reader cannot read it (not a checkpoint, or holding "
+                "objects other than tensors and plain data, which could run code from the file; only checkpoints "
+                f"written by recbole-diffrec load) ({text.split('WeightsUnpickler error: ')[-1][:60]})") from None
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UnsafeCheckpointError(
             f"refusing to load {path}: it holds objects other than tensors and plain data, and loading "
             f"them could run code from the file; only checkpoints written by recbole-diffrec load ({first})"
         ) from None
-    except (EOFError, RuntimeError, OSError, ValueError) as err:
+    except Exception as err:  # noqa: BLE001 - whatever torch's reader raises on bytes that are not a checkpoint
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"checkpoint {path} cannot be read: truncated or not a checkpoint ({first})") from None
+        raise CheckpointError(f"checkpoint {path} cannot be read: truncated or not a checkpoint ({first[:200]})") from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a recbole-diffrec checkpoint (format {CHECKPOINT_FORMAT})")
+    problem = state_problem(state)
+    if problem:
+        raise CheckpointError(f"checkpoint {path} is damaged or was edited: {problem}")
     return state
+
+
+# The entries every checkpoint holds, and their types; "data" is None in checkpoints of data that was not recorded.
+_REQUIRED = {"model": str, "config": dict, "external_config": dict, "state_dict": dict, "epoch": int,
+             "cur_step": int, "best_valid_score": float, "optimizer": dict, "rng_state": torch.Tensor}
+
+
+def state_problem(state):
+    """What makes a loaded dict unusable as a checkpoint of this version of recbole-diffrec ('' if nothing)."""
+    from recbole_diffrec.settings import SETTINGS_VERSION
+
+    for key, kind in _REQUIRED.items():
+        value = state.get(key)
+        if kind is float and isinstance(value, int):
+            value = float(value)
+        if key not in state:
+            return f"it has no {key!r}"
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"its {key!r} is a {type(value).__name__}, not a {kind.__name__}"
+    version = state.get("settings_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        return f"its settings_version {version!r} is not a version number"
+    if version > SETTINGS_VERSION:
+        return (f"it was written by a newer recbole-diffrec (settings_version {version}; this one reads up to "
+                f"{SETTINGS_VERSION}): upgrade recbole-diffrec to use it")
+    data = state.get("data")
+    if data is not None and not (isinstance(data, dict) and {"dataset", "data_path", "rows", "user_tokens",
+                                                            "item_tokens", "fingerprint"} <= set(data)):
+        return "its record of the training data is incomplete"
+    return ""
 
 
 def changed_settings(settings, saved, may_change):
