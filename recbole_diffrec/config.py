@@ -29,7 +29,7 @@ from recbole_diffrec.settings import (
     trainer_yaml,
 )
 from recbole_diffrec.data.loaders import read_loader_settings
-from recbole_diffrec.training.trainer import read_run_settings, read_trainer_settings
+from recbole_diffrec.training.trainer import DIST_BACKENDS, read_run_settings, read_trainer_settings
 
 # Settings the run itself supplies or reads without a yaml default: the distributed hand-over
 # (launcher.run_distributed) and the process-group backend (Config._init_device).
@@ -74,6 +74,33 @@ def recbole_read_keys(model_class):
     return keys
 
 
+def _yaml_keys(path):
+    try:
+        return set(yaml.safe_load(Path(path).read_text()) or {})
+    except (OSError, yaml.YAMLError, TypeError, ValueError):
+        return set()
+
+
+@functools.lru_cache(maxsize=None)
+def known_anywhere():
+    """Every key some model or RecBole itself declares or reads: RecBole's yaml files and source, and every
+    recbole-diffrec model's declared settings (read once)."""
+    import recbole
+
+    from recbole_diffrec.registry import model_classes
+    from recbole_diffrec.settings import declared_settings
+
+    root = Path(recbole.__file__).parent
+    keys = set()
+    for path in root.rglob("*.py"):
+        keys |= _keys_read_in(str(path))
+    for path in (root / "properties").rglob("*.yaml"):
+        keys |= _yaml_keys(path)
+    for cls in model_classes().values():
+        keys |= set(declared_settings(cls))
+    return frozenset(keys)
+
+
 class Config(RecBoleConfig):
     """RecBole's Config, resolving models through :func:`get_model` and loading our yaml for ours."""
 
@@ -84,6 +111,9 @@ class Config(RecBoleConfig):
         for path in config_file_list or []:
             if not os.path.isfile(path):
                 raise SettingError("config_files", path, "no such file")
+        for key in ("metrics", "topk"):  # RecBole's own check fails on an empty list with "pop from an empty set"
+            if key in (config_dict or {}) and config_dict[key] in ([], (), ""):
+                raise SettingError(key, config_dict[key], "must name at least one, e.g. [Recall, NDCG] / [10, 20]")
         try:
             super().__init__(model, dataset, config_file_list, config_dict)
         except UserError:
@@ -92,6 +122,7 @@ class Config(RecBoleConfig):
             raise RecBoleSettingError(str(err).strip() or type(err).__name__) from None
         check_renamed(self["model"], {**self.file_config_dict, **self.variable_config_dict})
         self._refuse_unknown(set(config_dict or {}) - set(unchecked))
+        self._refuse_unknown_in_files(config_file_list or [])
         if is_ours(self.model_class):
             self.model_class.validate_config(self)
         read_trainer_settings(SettingsReader(self))
@@ -114,6 +145,21 @@ class Config(RecBoleConfig):
             raise SettingError(key, self.variable_config_dict[key],
                                f"not a setting of {self['model']} (declared by neither its yaml, RecBole's "
                                f"defaults nor the config files){hint}")
+
+    def _refuse_unknown_in_files(self, paths):
+        """A key of a config file must be a setting of some model (RecBole's or the pack's), of RecBole or of
+        the pack's trainer: a file may be shared by several models, but a key no one reads is a misspelling."""
+        unknown = sorted(set(self.file_config_dict) - known_anywhere() - set(self.internal_config_dict)
+                         - RUNTIME_SETTINGS)
+        if not unknown:
+            return
+        key = unknown[0]
+        where = next((p for p in paths if key in (_yaml_keys(p))), paths[-1] if paths else "?")
+        near = difflib.get_close_matches(key, sorted(set(self.internal_config_dict) | known_anywhere()), n=1)
+        hint = f"; did you mean {near[0]}?" if near else ""
+        raise SettingError(key, self.file_config_dict[key],
+                           f"in config file {where}: not a setting of {self['model']}, of any other model of "
+                           f"RecBole or recbole-diffrec, or of RecBole itself{hint}")
 
     def compatibility_settings(self):
         compat.apply()
@@ -143,6 +189,9 @@ class Config(RecBoleConfig):
 
         use_cuda = bool(cfg.get("use_gpu", True)) and torch.cuda.is_available()
         backend = cfg.get("dist_backend") or ("nccl" if use_cuda else "gloo")
+        if backend not in DIST_BACKENDS:  # before the process group, which would fail with an assertion
+            raise SettingError("dist_backend", backend, f"must be one of {list(DIST_BACKENDS)} (default: nccl on "
+                               "GPUs, gloo on the CPU)")
         if launched is not None:
             cfg["local_rank"], cfg["world_size"], cfg["device_index"] = launched
             if not dist.is_initialized():

@@ -2,6 +2,7 @@
 once, with an error naming key, value and what is allowed). No RecBole, no torch."""
 
 import importlib.resources
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,9 +62,12 @@ class SettingsReader:
         return value
 
     def number(self, key, low=None, high=None, low_open=False, high_open=False):
+        """A finite number in the range given (NaN and infinity are refused: NaN passes every comparison)."""
         value = self.raw(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SettingError(key, value, "must be a number")
+        if not math.isfinite(value):
+            raise SettingError(key, value, "must be a finite number")
         _check_range(key, value, low, high, low_open, high_open)
         return float(value)
 

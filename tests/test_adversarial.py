@@ -79,12 +79,22 @@ SETTINGS = [
     (["--train_precision=half"], "train_precision='half'"),
     (["--ema_decay=1.0"], "ema_decay=1.0: must be < 1"),
     (["--config_files=no-such.yaml"], "config_files='no-such.yaml': no such file"),
+    (["--seed=-1"], "seed=-1: must be >= 0"),
+    (["--seed=abc"], "seed='abc': must be an integer"),
+    (["--weight_decay=-1"], "weight_decay=-1: must be >= 0"),
+    (["--model=BPR", "--weight_decay=-1"], "weight_decay=-1: must be >= 0"),
+    (["--nproc=2", "--dist_backend=bogus"], "dist_backend='bogus': must be one of"),
+    (["--metrics=[]"], "metrics=[]: must name at least one"),
+    (["--model=GiffCF", "--noise_decay=1e999"], "noise_decay=inf: must be a finite number"),
+    (["--model=GiffCF", "--alpha=-1e999"], "alpha=-inf: must be a finite number"),
+    (["--model=TDiffRec", "--w_min=1e999"], "w_min=inf: must be a finite number"),
 ]
 
 
 @pytest.mark.parametrize("argv, needle", SETTINGS)
 def test_bad_settings(argv, needle, workdir, capsys):
-    refused(main, [*FAST, *argv], capsys, workdir, "run_recbole.py", needle)
+    other = any(a.startswith("--model=") and a not in ("--model=DiffRec", "--model=TDiffRec") for a in argv)
+    refused(main, [*(FAST[:2] if other else FAST), *argv], capsys, workdir, "run_recbole.py", needle)
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -468,3 +478,27 @@ def test_an_edited_checkpoint_is_one_line(edit, needle, workdir, capsys, trained
     name = _edited(trained, workdir, edit)
     refused(cli, ["evaluate", name], capsys, workdir, "recbole-diffrec evaluate", needle)
     refused(main, [*FAST, f"--resume={name}"], capsys, workdir, "run_recbole.py", needle)
+
+
+@pytest.mark.parametrize("model, key", [("DiffRec", "dropout"), ("DiffRec", "learning_rate"), ("DiffRec", "noise_scale"),
+                                        ("GiffCF", "alpha"), ("GiffCF", "ideal_weight"), ("GiffCF", "noise_decay"),
+                                        ("TDiffRec", "w_min"), ("DiffRec", "ema_decay"), ("BPR", "weight_decay")])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_non_finite_number_from_python_is_refused_before_the_data(model, key, value, workdir):
+    from recbole_diffrec.pipeline import prepare
+    from recbole_diffrec.settings import SettingError
+
+    with pytest.raises(SettingError, match=f"{key}=(nan|inf): must be a finite number"):
+        prepare(model, "no-such-dataset", config_dict={key: value})  # the data would be refused after
+
+
+def test_a_misspelt_key_in_a_config_file_is_refused_with_a_hint(workdir, capsys):
+    (workdir / "typo.yaml").write_text("alpah: 3.0\n")
+    refused(main, ["--model=GiffCF", "--config_files=typo.yaml", "--epochs=1"], capsys, workdir, "run_recbole.py",
+            "alpah=3.0: in config file typo.yaml: not a setting of GiffCF")
+    last = capsys.readouterr().err
+    (workdir / "shared.yaml").write_text("reg_weight: 250.0\nnoise_scale: 0.01\n")  # EASE's key and DiffRec's
+    from recbole_diffrec.config import Config
+
+    assert Config("DiffRec", "ml-100k", [str(workdir / "shared.yaml")])["noise_scale"] == 0.01
+    assert last == ""

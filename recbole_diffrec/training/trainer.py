@@ -54,11 +54,16 @@ def read_trainer_settings(reader):
     }
 
 
+DIST_BACKENDS = ("gloo", "nccl", "mpi", "ucc")  # torch.distributed's process-group backends
+
+
 def read_run_settings(reader):
     """Check RecBole's own training and evaluation settings that RecBole accepts although they cannot work
     (a learning rate of 0 trains nothing; a validation metric at a k not computed fails after training)."""
     s = {
         "learning_rate": reader.number("learning_rate", low=0, low_open=True),
+        "weight_decay": reader.number("weight_decay", low=0),
+        "seed": reader.integer("seed", low=0, high=2 ** 32 - 1),
         "epochs": reader.integer("epochs", low=1),
         "train_batch_size": reader.integer("train_batch_size", low=1),
         "eval_batch_size": reader.integer("eval_batch_size", low=1),
