@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from recbole_diffrec import compat
+from recbole_diffrec import compat, ownership
 from recbole_diffrec.config import torchrun_environment
 from recbole_diffrec.data.convert import main as convert_main
 from recbole_diffrec.errors import UserError
@@ -199,6 +199,10 @@ def check_hyper_file(parser, path):
 def _tune(parser, args, fixed):
     config_files = args.config_files.split() if args.config_files else None
     output_file = Path(args.output_file or f"hyper_{args.model}.json")
+    why = ownership.unwritable(str(output_file.parent)) or (
+        f"{output_file} is a folder" if output_file.is_dir() else "")
+    if why:
+        parser.error(f"--output_file={output_file}: cannot write the record there: {why}")
     if output_file.exists() and not args.overwrite:
         parser.error(f"--output_file={output_file} exists (the record of an earlier search); "
                      "name another file, or pass --overwrite to replace it")

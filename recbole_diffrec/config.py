@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 from recbole.config import Config as RecBoleConfig
 
-from recbole_diffrec import compat
+from recbole_diffrec import compat, ownership
 from recbole_diffrec.errors import RecBoleSettingError, UserError
 from recbole_diffrec.registry import RECBOLE_PREFIX, get_model, is_ours
 from recbole_diffrec.settings import (
@@ -128,6 +128,15 @@ class Config(RecBoleConfig):
         read_trainer_settings(SettingsReader(self))
         read_loader_settings(SettingsReader(self))
         read_run_settings(SettingsReader(self))
+        self._check_output_folders()
+
+    def _check_output_folders(self):
+        """The checkpoint folder and RecBole's log folders can be made and written, before any data loads."""
+        for key, folder in (("checkpoint_dir", self["checkpoint_dir"]), ("working folder (./log)", "log"),
+                            ("working folder (./log_tensorboard)", "log_tensorboard")):
+            why = ownership.unwritable(str(folder))
+            if why:
+                raise SettingError(key, str(folder), f"cannot hold this run's files: {why}")
 
     def _refuse_unknown(self, keys):
         """An override nothing declares (the model's yaml, RecBole's defaults, the config files) is read by

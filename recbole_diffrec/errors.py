@@ -50,5 +50,9 @@ class TrainingDiverged(UserError, FloatingPointError):
     and the snapshot to resume from, which is kept."""
 
 
+class NonFiniteScores(UserError, FloatingPointError):
+    """A model scored items NaN or +inf at evaluation: no metric is reported and nothing is saved as best."""
+
+
 class UnsafeCheckpointError(CheckpointError):
     """A checkpoint that holds more than tensors and plain data (loading it could run code)."""

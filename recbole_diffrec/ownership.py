@@ -105,3 +105,19 @@ def entries(folder: str) -> set[str] | None:
         return set(os.listdir(folder))
     except OSError:
         return None
+
+
+def unwritable(path: str) -> str:
+    """Why a folder could not be made or written at `path` ('' when it can), found without writing anything:
+    the nearest part of it that exists must be a folder this process may write in."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe):
+        parent = os.path.dirname(probe)
+        if parent == probe:
+            break
+        probe = parent
+    if not os.path.isdir(probe):
+        return f"{probe} is a file, not a folder"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable"
+    return ""

@@ -20,6 +20,7 @@ from recbole.data.dataset import SequentialDataset
 from recbole.data.interaction import Interaction
 from recbole.utils import set_color
 
+from recbole_diffrec.errors import NonFiniteScores
 from recbole_diffrec.data.sequences import known_sequences, latest_items, training_history
 from recbole_diffrec.preparation import DEFAULT_DATASET, prepare
 from recbole_diffrec.saved_run import load
@@ -127,6 +128,9 @@ def recommend(checkpoint, user_tokens, k=10, overrides=None):
             one = {key: value[row:row + 1] for key, value in request.items()}
             rows.append(model.full_sort_predict(Interaction(one)).reshape(1, -1))
     scores = torch.cat(rows)
+    if bool(torch.isnan(scores).any() | torch.isposinf(scores).any()):
+        raise NonFiniteScores(f"{type(model).__name__} scored items NaN or +inf for these users: its weights or "
+                              "settings give no ranking, so nothing is recommended")
     scores = scores.masked_fill(torch.as_tensor(found["seen"], device=scores.device), float("-inf"))
     top = torch.topk(scores, k, dim=1).indices.cpu().numpy()
     return {t: dataset.id2token(dataset.iid_field, row).tolist() for t, row in zip(tokens, top)}

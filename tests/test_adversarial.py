@@ -502,3 +502,28 @@ def test_a_misspelt_key_in_a_config_file_is_refused_with_a_hint(workdir, capsys)
 
     assert Config("DiffRec", "ml-100k", [str(workdir / "shared.yaml")])["noise_scale"] == 0.01
     assert last == ""
+
+
+def test_output_folders_that_cannot_be_written_are_refused_before_the_data(workdir, capsys):
+    (workdir / "a-file").write_text("x")
+    refused(main, [*FAST, "--checkpoint_dir=a-file/sub"], capsys, workdir, "run_recbole.py",
+            "checkpoint_dir='a-file/sub': cannot hold this run's files")
+    space = workdir / "space.hyper"
+    space.write_text("noise_min choice [0.001,0.005]\n")
+    refused(tune_main, ["--model=DiffRec", f"--params_file={space}", "--output_file=a-file/x.json", *FAST],
+            capsys, workdir, "run_hyper.py", "cannot write the record there")
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = workdir / "locked"
+        locked.mkdir(mode=0o500)
+        refused(main, [*FAST, f"--checkpoint_dir={locked}"], capsys, workdir, "run_recbole.py", "is not writable")
+
+
+@pytest.mark.parametrize("model", ["DiffRec", "BPR"])
+@pytest.mark.parametrize("setting, needle", [("--learning_rate=0.01", "learning_rate=0.01: differs"),
+                                             ("--weight_decay=0.1", "weight_decay=0.1: differs"),
+                                             ("--train_batch_size=7", "train_batch_size=7: differs")])
+def test_resuming_with_another_optimisation_setting_is_refused(model, setting, needle, workdir, capsys, trained):
+    """The optimizer state resumes with the checkpoint's values: a new one would only be shown in the log."""
+    shutil.copy(trained[model], workdir / "ck.pth")
+    base = FAST if model == "DiffRec" else FAST[:2]
+    refused(main, [f"--model={model}", *base, setting, "--resume=ck.pth"], capsys, workdir, "run_recbole.py", needle)

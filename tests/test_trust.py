@@ -225,3 +225,24 @@ def test_rows_moved_between_benchmark_files_are_refused(workdir):
     with pytest.raises(CheckpointError, match=r"train, valid interactions are not those .*train 177 rows now, "
                                               r"180 then.*rows moved between splits"):
         evaluate(checkpoint)
+
+
+# ---- no silent answers -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("model, settings", [("DiffRec", SMALL), ("BPR", {"epochs": 2, "show_progress": False})])
+def test_non_finite_scores_are_an_error_and_never_a_saved_best(model, settings, workdir, monkeypatch):
+    from recbole_diffrec.errors import NonFiniteScores
+    from recbole_diffrec.registry import get_model
+
+    cls = get_model(model)
+    original = cls.full_sort_predict
+    result = run(model, config_dict=settings)
+    monkeypatch.setattr(cls, "full_sort_predict", lambda self, i: original(self, i) * float("nan"))
+    with pytest.raises(NonFiniteScores, match="NaN or \\+inf at evaluation"):
+        evaluate(result["checkpoint"])
+    with pytest.raises(NonFiniteScores):
+        recommend(result["checkpoint"], ["196"], k=5)
+    for path in Path("saved").glob("*"):
+        path.unlink()
+    with pytest.raises(NonFiniteScores):
+        run(model, config_dict=settings)
+    assert not [p for p in Path("saved").glob("*.pth") if not p.name.endswith("-last.pth")], "a NaN model saved as best"

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from recbole_diffrec import ownership
 from recbole_diffrec.data.loaders import data_differences
-from recbole_diffrec.errors import CheckpointError, TrainingDiverged
+from recbole_diffrec.errors import CheckpointError, NonFiniteScores, TrainingDiverged
 from recbole_diffrec.run_context import ConfigView, RunContext
 from recbole_diffrec.settings import (
     SETTINGS_VERSION,
@@ -105,6 +105,9 @@ def gather_user_results(struct):
     return struct
 
 
+RESUME_FIXED = ("learning_rate", "weight_decay", "train_batch_size", "learner")  # RecBole's optimisation keys
+
+
 class SafeCheckpointMixin:
     """What every model's trainer gets on top of RecBole's: checkpoints through :func:`save_checkpoint` and
     :func:`load_checkpoint`; a resume snapshot before every `resume_every`-th epoch (removed when the run
@@ -113,6 +116,7 @@ class SafeCheckpointMixin:
     """
 
     weight_average = None  # a WeightAverage with ema_decay > 0
+    _nonfinite_scores = None  # whether an evaluation under way has scored an item NaN or +inf (a tensor)
     data_record = None  # what the model is trained on (data.loaders.data_record), saved with it; set by prepare
 
     def __init__(self, config, model, run=None):
@@ -237,7 +241,10 @@ class SafeCheckpointMixin:
         """A resumed run must train the model it continues: each setting of the model and of the trainer
         must equal the checkpoint's (a default changed since, or a different command line, would otherwise
         mix two models silently), except those declared "may change on resume"."""
-        settings = {**(getattr(self.model, "settings", None) or {}), **self.trainer_settings}
+        # the optimizer's and the batches' settings too: the optimizer state resumes with the checkpoint's
+        # learning rate and weight decay, whatever a new value would say in the log
+        optimization = {k: self.config[k] for k in RESUME_FIXED if self.config[k] is not None}
+        settings = {**optimization, **(getattr(self.model, "settings", None) or {}), **self.trainer_settings}
         saved = migrate_settings(checkpoint["model"], from_plain(checkpoint.get("config") or {}),
                                  checkpoint.get("settings_version", 1))
         changed = changed_settings(settings, saved, may_change(type(self.model), "resume"))
@@ -254,6 +261,22 @@ class SafeCheckpointMixin:
             path = model_file or self.saved_model_file
             self._load_model_state(load_checkpoint(path, map_location=self.device))
             self.logger.info(f"Loading model structure and parameters from {path}")
+        self._nonfinite_scores = None
+        result = self._evaluate(eval_data, show_progress)
+        bad, self._nonfinite_scores = self._nonfinite_scores, None
+        if bad is not None and bool(bad):  # one sync per evaluation, not per batch
+            raise NonFiniteScores(f"{self.config['model']} scored items NaN or +inf at evaluation: its weights or "
+                                  "settings give no ranking, so no metric is reported and nothing is saved as the "
+                                  "best model; lower learning_rate or check the settings")
+        return result
+
+    def _full_sort_batch_eval(self, batched_data):
+        interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)
+        bad = torch.isnan(scores).any() | torch.isposinf(scores).any()  # -inf: RecBole's mask of the history
+        self._nonfinite_scores = bad if self._nonfinite_scores is None else self._nonfinite_scores | bad
+        return interaction, scores, positive_u, positive_i
+
+    def _evaluate(self, eval_data, show_progress):
         if getattr(eval_data, "shard", None) is None:
             return super().evaluate(eval_data, load_best_model=False, show_progress=show_progress)
         # A distributed evaluation over blocks of users (recbole-diffrec's trainer, which RecBole sees as one
