@@ -63,6 +63,10 @@ def guarded(parser, debug, action):
         if debug:
             raise
         parser.exit(2, f"{parser.prog}: error: {' '.join(str(err).split())}\n")
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        parser.exit(130, f"{parser.prog}: interrupted; a training run keeps its resume snapshot (--resume)\n")
 
 
 def build_parser(prog="run_recbole.py"):

@@ -132,11 +132,20 @@ def race_free_ensure_dir():
             module.ensure_dir = _ensure_dir
 
 
+def quiet_readonly_array_warning():
+    """RecBole turns read-only numpy arrays into tensors it never writes to; torch's warning about it would
+    reach every user's console without saying anything they can act on."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+
+
 def apply():
     """Apply every fix once. Safe to call many times."""
     global _APPLIED
     if _APPLIED:
         return
+    quiet_readonly_array_warning()
     numpy_aliases()
     scipy_dok_update()
     pandas_fill_nan()

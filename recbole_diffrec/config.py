@@ -170,6 +170,14 @@ class Config(RecBoleConfig):
                            f"in config file {where}: not a setting of {self['model']}, of any other model of "
                            f"RecBole or recbole-diffrec, or of RecBole itself{hint}")
 
+    def _set_default_parameters(self):
+        """RecBole's defaults, except that a data_path given for ml-100k is used: RecBole always reads its
+        bundled copy for that name, so a user's own ml-100k folder would be ignored without a word."""
+        given = self.external_config_dict.get("data_path")
+        super()._set_default_parameters()
+        if self.dataset == "ml-100k" and given is not None:
+            self.final_config_dict["data_path"] = os.path.join(given, self.dataset)
+
     def compatibility_settings(self):
         compat.apply()
         super().compatibility_settings()

@@ -527,3 +527,25 @@ def test_resuming_with_another_optimisation_setting_is_refused(model, setting, n
     shutil.copy(trained[model], workdir / "ck.pth")
     base = FAST if model == "DiffRec" else FAST[:2]
     refused(main, [f"--model={model}", *base, setting, "--resume=ck.pth"], capsys, workdir, "run_recbole.py", needle)
+
+
+def test_a_time_field_declared_as_a_token_is_refused(workdir, capsys):
+    rows = [f"{u}\t{i}\t{u * 100 + i}" for u in range(1, 30) for i in range(1, 12)]
+    data = toy_dataset(workdir, "tok", "user_id:token\titem_id:token\ttimestamp:token", rows)
+    refused(main, [*FAST, "--dataset=tok", f"--data_path={data}", "--load_col={'inter': ['user_id','item_id','timestamp']}"],
+            capsys, workdir, "run_recbole.py", "is declared timestamp:token")
+
+
+def test_a_row_with_more_fields_than_the_header_is_refused_with_its_line(workdir, capsys):
+    rows = [f"{u}\t{i}\t{u * 100 + i}" for u in range(1, 30) for i in range(1, 12)]
+    rows[4] = "1\tit\t242\t881250949"
+    data = toy_dataset(workdir, "wide", "user_id:token\titem_id:token\ttimestamp:float", rows)
+    refused(main, [*FAST, "--dataset=wide", f"--data_path={data}", "--load_col={'inter': ['user_id','item_id','timestamp']}"],
+            capsys, workdir, "run_recbole.py", "wide.inter, line 6: 4 fields where the header has 3")
+
+
+def test_a_data_path_given_for_ml_100k_is_read_or_refused(workdir, capsys):
+    """RecBole reads its bundled copy for the name ml-100k whatever data_path says; the pack reads the folder given."""
+    (workdir / "own").mkdir()
+    refused(main, [*FAST, "--dataset=ml-100k", "--data_path=own"], capsys, workdir, "run_recbole.py",
+            f"no folder {workdir / 'own' / 'ml-100k'}")

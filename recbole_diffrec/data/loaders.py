@@ -19,7 +19,7 @@ from recbole.data.dataloader import (
 from recbole.data.interaction import Interaction
 from recbole.data.dataset import Dataset as RecBoleDataset
 from recbole.data.utils import create_samplers, get_dataloader
-from recbole.utils import FeatureSource
+from recbole.utils import FeatureSource, FeatureType
 
 from recbole_diffrec.data.artifacts import attach_artifacts
 from recbole_diffrec.errors import DataError, UserError
@@ -108,6 +108,10 @@ def check_data_files(config):
     missing = [f for f in files if not os.path.isfile(f)]
     if missing:
         raise DataError(f"dataset {name!r}: no file {missing[0]}; a dataset needs {', '.join(map(os.path.basename, files))}")
+    getLogger().info(f"dataset {name!r}: reading {', '.join(files)}")
+    separator = (config["field_separator"] or "\t").encode()
+    for path in files:
+        check_row_widths(path, separator)
     boms = []
     for path in files:
         with open(path, "rb") as handle:
@@ -116,6 +120,19 @@ def check_data_files(config):
         # a byte-order mark (spreadsheet programs write one) would otherwise end up in the first column's name
         config["encoding"] = "utf-8-sig"
         getLogger().info(f"dataset {name!r}: a .inter file starts with a UTF-8 byte-order mark; read as utf-8-sig")
+
+
+def check_row_widths(path, separator=b"\t"):
+    """No row of an atomic file has more fields than its header: pandas would silently shift such a row's
+    columns (an extra separator in `u<TAB>it<TAB>242<TAB>881250949` makes `it` the item and 242 the time)."""
+    with open(path, "rb") as handle:
+        lines = handle.read().split(b"\n")
+    width = lines[0].count(separator)
+    for number, line in enumerate(lines[1:], start=2):
+        if line.count(separator) > width:
+            shown = line.decode("utf-8", "replace").rstrip("\r")[:80]
+            raise DataError(f"{path}, line {number}: {line.count(separator) + 1} fields where the header has "
+                            f"{width + 1} ({shown!r}); RecBole would shift its columns silently. Fix the row")
 
 
 _READ_FIELDS = ("uid_field", "iid_field", "time_field")
@@ -178,6 +195,13 @@ def create_dataset(config, check=None):
                         "the .inter file's header (name:type, tab-separated) and its values") from None
     if len(dataset.inter_feat) == 0:
         raise DataError(f"dataset {name!r} ({os.path.abspath(config['data_path'])}) holds no interactions")
+    time_field = dataset.time_field
+    if time_field is not None and time_field in dataset.field2type \
+            and dataset.field2type[time_field] != FeatureType.FLOAT:
+        kind = dataset.field2type[time_field].value
+        raise DataError(f"dataset {name!r}: the time field {time_field!r} is declared {time_field}:{kind}; RecBole "
+                        "numbers tokens by first appearance, so time order and recency would follow arbitrary "
+                        f"numbers. Declare it {time_field}:float in the .inter header")
     handle_duplicates(dataset, config["duplicate_interactions"] or "keep")
     if check is not None:
         check(dataset)
