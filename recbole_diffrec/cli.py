@@ -181,12 +181,15 @@ def tune_main(argv=None, prog="run_hyper.py"):
 def check_hyper_file(parser, path):
     """A .hyper file names at least one parameter, and each ``choice`` at least one value (hyperopt would
     fail on either deep in its search)."""
-    found = 0
+    found = {}
     for number, line in enumerate(Path(path).read_text(errors="replace").splitlines(), start=1):
         parts = line.split()
         if len(parts) < 3:
             continue
-        found += 1
+        if parts[0] in found:
+            parser.error(f"--params_file={path}:{number}: {parts[0]} is given again (first at line "
+                         f"{found[parts[0]]}); one line per parameter")
+        found[parts[0]] = number
         if parts[1] == "choice":
             try:
                 values = ast.literal_eval("".join(parts[2:]))

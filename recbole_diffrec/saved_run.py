@@ -51,6 +51,10 @@ def load(checkpoint, overrides=None, check_data=None):
     else:
         getLogger().warning(f"{checkpoint} predates data records: whether the data changed since training is not checked")
         unchecked = set(external)
+    # caches the model derives from its split (GiffCF's graph, L-DiffRec's embeddings) go beside the
+    # checkpoint, not into a saved/ folder of whatever folder the command runs in
+    config_dict["checkpoint_dir"] = os.path.dirname(os.path.abspath(str(checkpoint)))
+    unchecked = set(unchecked) | {"checkpoint_dir"}
     config_dict.update({"show_progress": False, **(overrides or {})})
     if {"topk", "metrics"} & set(overrides or {}) and "valid_metric" not in (overrides or {}):
         config_dict["valid_metric"] = _valid_metric_for(config_dict, saved)

@@ -549,3 +549,18 @@ def test_a_data_path_given_for_ml_100k_is_read_or_refused(workdir, capsys):
     (workdir / "own").mkdir()
     refused(main, [*FAST, "--dataset=ml-100k", "--data_path=own"], capsys, workdir, "run_recbole.py",
             f"no folder {workdir / 'own' / 'ml-100k'}")
+
+
+def test_a_parameter_given_twice_in_a_hyper_file_is_refused(workdir, capsys):
+    space = workdir / "twice.hyper"
+    space.write_text("noise_min choice [0.001]\nlearning_rate choice [0.001]\nnoise_min choice [0.005]\n")
+    refused(tune_main, ["--model=DiffRec", f"--params_file={space}", *FAST], capsys, workdir, "run_hyper.py",
+            "twice.hyper:3: noise_min is given again (first at line 1)")
+
+
+def test_evaluate_from_another_folder_writes_nothing_there(workdir, trained, capsys):
+    before = snapshot(workdir)
+    assert cli(["evaluate", trained["DiffRec"]]) in (None, 0)
+    assert snapshot(workdir) == before or all(p.startswith(("log", "log_tensorboard")) for p in
+                                              set(snapshot(workdir)) - set(before))
+    assert not (workdir / "saved").exists()
