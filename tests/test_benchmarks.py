@@ -172,10 +172,14 @@ def test_a_sequential_table_has_its_metrics_epochs_and_the_papers_numbers(tmp_pa
     assert compare.csv_metrics(path) == metrics
     compare.write_report("seq", path, paper=paper, notes=notes, rank_by="ndcg@10")
     table = (tmp_path / "seq.md").read_text().splitlines()
-    assert "| model | seeds | epochs | HR@10 | N@10 | paper HR@10 | s/epoch |" in table[table.index("A fixed sample of users.") + 2]
-    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in table if line.startswith("| ") and "---" not in line}
-    assert rows["SASRec"][1:6] == ["2", "12/20 / 100", "0.0700 ± 0.0100", "0.0400 ± 0.0100", "0.0626"]
-    assert rows["DiffuRec@equal-budget"][2:6] == ["6 / 6", "0.0200 ± 0.0000", "0.0100 ± 0.0000", "0.0791"]
+    full = table.index("## All rows")
+    assert table[full + 2].startswith("| model | seeds | epochs | HR@10 | N@10 | paper HR@10 | verdict |")
+    assert table.index("A fixed sample of users.") > full  # the notes follow the tables
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in table[full:] if line.startswith("| ")
+            and "---" not in line}
+    # the sample standard deviation over seeds; one seed has none to show
+    assert rows["SASRec"][1:6] == ["2", "12/20 / 100", "0.0700 ± 0.0141", "0.0400 ± 0.0141", "0.0626"]
+    assert rows["DiffuRec@equal-budget"][2:6] == ["6 / 6", "0.0200", "0.0100", "0.0791"]
     assert rows["GRU4Rec"][5] == ""
     assert "Paper columns: a paper, Table 3" in table
 
