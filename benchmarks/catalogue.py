@@ -30,10 +30,7 @@ def child(tree, model, precision, data_path, dataset="catalogue-synth", train=Tr
     import torch
 
     torch.set_num_threads(1)
-    try:
-        from recbole_diffrec.pipeline import prepare
-    except ImportError:  # before the restructure
-        from recbole_diffrec.quick_start import prepare
+    from recbole_diffrec.pipeline import prepare
     settings = {"show_progress": False, "state": "WARNING", "data_path": data_path, "steps": 5, "epochs": 1,
                 "train_batch_size": 400, "train_precision": precision, "checkpoint_dir": "/tmp/recbole-diffrec-cat",
                 "load_col": {"inter": ["user_id", "item_id", "timestamp"]}, **MODELS[model]}

@@ -8,8 +8,11 @@ trainer each model trains with.
 """
 
 import difflib
+import functools
 import importlib
+import importlib.metadata
 import importlib.resources
+import pkgutil
 
 import torch
 from recbole.utils import get_model as recbole_get_model
@@ -25,17 +28,53 @@ from recbole_diffrec.training.trainer import DiffusionTrainer, SafeCheckpointMix
 RECBOLE_PREFIX = "recbole."
 
 
+ENTRY_POINT_GROUP = "recbole_diffrec.models"  # other packages' models: ``Name = module:Class``
+
+
 def model_classes():
-    """Our models, by class name: every concrete subclass of our two bases (general and sequential)."""
-    importlib.import_module("recbole_diffrec.models")
-    found, stack = {}, [UserRowRecommender, SequentialDiffusionRecommender]
-    while stack:
-        cls = stack.pop()
-        for sub in cls.__subclasses__():
-            stack.append(sub)
-            if sub.__module__.startswith("recbole_diffrec.") and not sub.__dict__.get("abstract", False):
-                found[sub.__name__] = sub
+    """Our models, by class name: every concrete subclass of our two bases (general and sequential) defined in
+    a module of :mod:`recbole_diffrec.models` (found by walking the package, so a new module needs no list),
+    and the models other installed packages declare in the entry-point group ``recbole_diffrec.models``."""
+    found = {}
+    for cls in _subclasses():
+        if cls.__module__.startswith("recbole_diffrec.models") and not cls.__dict__.get("abstract", False):
+            found[cls.__name__] = cls
+    found.update(outside_models())
     return dict(sorted(found.items()))
+
+
+def _subclasses():
+    package = importlib.import_module("recbole_diffrec.models")
+    for info in pkgutil.iter_modules(package.__path__, package.__name__ + "."):
+        importlib.import_module(info.name)
+    stack, seen = [UserRowRecommender, SequentialDiffusionRecommender], []
+    while stack:
+        for sub in stack.pop().__subclasses__():
+            stack.append(sub)
+            seen.append(sub)
+    return seen
+
+
+@functools.lru_cache(maxsize=None)
+def _entry_points():
+    return tuple(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
+def outside_models():
+    """{name: class} of the entry points in group ``recbole_diffrec.models``; one that does not load, or does not
+    name a model class built on the pack's bases, is an error naming it."""
+    found = {}
+    for point in _entry_points():
+        try:
+            cls = point.load()
+        except Exception as err:  # noqa: BLE001 - whatever importing another package raises
+            raise SettingError("model", point.name, f"the entry point {point.name} = {point.value} (group "
+                               f"{ENTRY_POINT_GROUP}) does not load: {type(err).__name__}: {err}") from None
+        if not is_ours(cls):
+            raise SettingError("model", point.name, f"the entry point {point.name} = {point.value} is not a "
+                               "subclass of recbole_diffrec's UserRowRecommender or SequentialDiffusionRecommender")
+        found[point.name] = cls
+    return found
 
 
 def recbole_model_names():

@@ -4,6 +4,7 @@ once, with an error naming key, value and what is allowed). No RecBole, no torch
 import importlib.resources
 import math
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,9 +161,21 @@ def properties_dir():
 def _lineage_files(model_class, suffix):
     """The files `<Class><suffix>` of the model's lineage, base classes first (recbole-diffrec's classes
     only: a RecBole model has none)."""
-    classes = [c for c in reversed(model_class.__mro__) if c.__module__.startswith("recbole_diffrec.")]
-    files = [properties_dir() / f"{cls.__name__}{suffix}" for cls in classes]
-    return [f for f in files if f.is_file()]
+    return [f for f in (_settings_file(cls, suffix) for cls in reversed(model_class.__mro__)) if f and f.is_file()]
+
+
+def _settings_file(cls, suffix):
+    """Where a class of a model's lineage keeps its `<Class><suffix>`: properties/ for the pack's classes,
+    beside the class's module for a model of another package (None for RecBole's and torch's classes)."""
+    if cls.__module__.startswith("recbole_diffrec."):
+        return properties_dir() / f"{cls.__name__}{suffix}"
+    module = sys.modules.get(cls.__module__)
+    if module is None or not getattr(module, "__file__", None) or cls.__module__.split(".")[0] in _NOT_MODELS:
+        return None
+    return Path(module.__file__).parent / f"{cls.__name__}{suffix}"
+
+
+_NOT_MODELS = {"recbole", "torch", "builtins", "abc", "typing"}
 
 
 def trainer_yaml():

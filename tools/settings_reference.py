@@ -15,17 +15,22 @@ sys.path.insert(0, str(ROOT))
 from recbole_diffrec.settings import properties_dir, read_declarations  # noqa: E402
 
 TARGET = ROOT / "docs" / "settings.md"
-# The files in the order a reader meets them, and who reads each.
-FILES = [
-    ("trainer.yaml", "every model, recbole-diffrec's and RecBole's (the trainer's settings)"),
-    ("DiffRec.yaml", "DiffRec, T-DiffRec, L-DiffRec, LT-DiffRec"),
-    ("TimeWeighting.yaml", "T-DiffRec, LT-DiffRec, T-GiffCF, T-FlowCF (recency weighting)"),
-    ("LDiffRec.yaml", "L-DiffRec, LT-DiffRec (adds to and overrides DiffRec.yaml)"),
-    ("GiffCF.yaml", "GiffCF, T-GiffCF"),
-    ("FlowCF.yaml", "FlowCF, T-FlowCF"),
-    ("DiffuRec.yaml", "DiffuRec (sequential)"),
-    ("DNR.yaml", "DNR (sequential)"),
-]
+
+
+def files_and_readers():
+    """[(file name, the models that read it)] from the registry: the trainer's file (every model), then each
+    settings file of the pack's models' lineages, in the order the models (by name) first read them."""
+    from recbole_diffrec.registry import model_classes
+    from recbole_diffrec.settings import model_yamls
+
+    readers = {}
+    for name, cls in model_classes().items():
+        if not cls.__module__.startswith("recbole_diffrec."):
+            continue  # another package's model documents its own settings
+        for path in model_yamls(cls):
+            readers.setdefault(path.name, []).append(name)
+    rows = [("trainer.yaml", "every model, recbole-diffrec's and RecBole's (the trainer's settings)")]
+    return rows + [(file, ", ".join(names)) for file, names in readers.items()]
 
 
 def _cell(value):
@@ -33,10 +38,11 @@ def _cell(value):
 
 
 def render():
+    files = files_and_readers()
     found = {p.name for p in properties_dir().glob("*.yaml")}
-    missing = found - {name for name, _ in FILES}
-    if missing:
-        raise SystemExit(f"tools/settings_reference.py: add {sorted(missing)} to FILES")
+    unread = found - {name for name, _ in files}
+    if unread:
+        raise SystemExit(f"tools/settings_reference.py: {sorted(unread)} are read by no model of the registry")
     lines = [
         "# Settings reference",
         "",
@@ -51,7 +57,7 @@ def render():
         "differs is refused with the value the checkpoint was trained with.",
         "",
     ]
-    for name, readers in FILES:
+    for name, readers in files:
         lines += [f"## `{name}`", "", f"Read by: {readers}.", "",
                   "| key | default | type | may change on | description |", "|---|---|---|---|---|"]
         for d in read_declarations(properties_dir() / name).values():
