@@ -37,6 +37,6 @@ setup(
         "texttable>=0.9.0",
         "psutil>=5.9.0",
     ],
-    extras_require={"test": ["pytest", "hypothesis", "matplotlib"], "bench": ["matplotlib", "psutil", "h5py"]},
+    extras_require={"test": ["pytest", "hypothesis", "matplotlib", "mypy"], "bench": ["matplotlib", "psutil", "h5py"]},
     entry_points={"console_scripts": ["recbole-diffrec=recbole_diffrec.__main__:main"]},
 )

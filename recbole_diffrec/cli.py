@@ -238,9 +238,9 @@ def _tune(parser, args, fixed):
     points = sample_points(tuner.space, seed=args.seed)
     invalid = invalid_points(args.model, args.dataset, config_files, fixed, points)
     if invalid:
-        point, err = invalid[0]
+        point, refusal = invalid[0]
         at = ", ".join(f"{k}={v!r}" for k, v in point.items())
-        example = f"{err} (at {at})" if err.key in point else str(err)  # a fixed setting's error needs no point
+        example = f"{refusal} (at {at})" if refusal.key in point else str(refusal)  # a fixed setting's error needs no point
         if len(invalid) == len(points):
             parser.exit(2, f"{parser.prog}: error: every setting of the search space is invalid "
                         f"({len(points)} checked), e.g. {example}\n")

@@ -88,7 +88,7 @@ def check_cutoffs(config, dataset):
                            f"{dataset.dataset_name!r}")
 
 
-_RUN_HANDLERS = []  # the log handlers RecBole's init_logger added for the latest run of this process
+_RUN_HANDLERS: list[logging.Handler] = []  # the log handlers RecBole's init_logger added for the latest run of this process
 
 
 def start_logging(config):

@@ -52,6 +52,17 @@ class GaussianDiffusion(nn.Module):
             posterior's at step 1; Ho et al.'s other choice, DiffuRec's code).
     """
 
+    # buffers, registered in __init__ (float64: the exact constants; float32: the per-row coefficients)
+    betas: torch.Tensor
+    alphas_cumprod: torch.Tensor
+    alphas_cumprod_prev: torch.Tensor
+    posterior_mean_coef1: torch.Tensor
+    posterior_mean_coef2: torch.Tensor
+    sqrt_alphas_cumprod: torch.Tensor
+    sqrt_one_minus_alphas_cumprod: torch.Tensor
+    sqrt_recip_alphas_cumprod: torch.Tensor
+    sqrt_recipm1_alphas_cumprod: torch.Tensor
+
     def __init__(self, mean_type: str = "x0", noise_schedule: str = "linear-var", noise_scale: float = 0.005,
                  noise_min: float = 0.005, noise_max: float = 0.01, steps: int = 40, beta_fixed: bool = True,
                  reverse_variance: str = "posterior"):
@@ -91,7 +102,7 @@ class GaussianDiffusion(nn.Module):
             self.register_buffer(name, torch.tensor(value, dtype=torch.float64), persistent=False)
         for name, value in per_row.items():
             self.register_buffer(name, torch.tensor(value, dtype=torch.float64).float(), persistent=False)
-        self._chains = {}
+        self._chains: dict[tuple[int, ...], list[tuple]] = {}
 
     # ---- forward process -------------------------------------------------------------------------
     def q_sample(self, x_start: torch.Tensor, t: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
@@ -120,7 +131,7 @@ class GaussianDiffusion(nn.Module):
     # ---- training --------------------------------------------------------------------------------
     def training_losses(self, denoiser: Denoiser, x_start: torch.Tensor, t: torch.Tensor,
                         noise: torch.Tensor | None = None, reweight: bool = True,
-                        return_x0: bool = False) -> dict[str, torch.Tensor]:
+                        return_x0: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Per-row loss at timesteps t (Sec. 3.3), before division by the sampler's p_t; with
         `return_x0`, also the denoiser's estimate of x_0 (L-DiffRec decodes it).
 
@@ -212,7 +223,7 @@ class GaussianDiffusion(nn.Module):
         return x_prev
 
     @torch.no_grad()
-    def p_sample_loop(self, denoiser: Denoiser, x_start: torch.Tensor, sampling_steps: int = 0, sampling_noise: bool = False,
+    def p_sample_loop(self, denoiser: Denoiser, x_start: torch.Tensor | SparseRows, sampling_steps: int = 0, sampling_noise: bool = False,
                       inference_steps: int = 0) -> torch.Tensor:
         """Recommendation by the reverse process (Sec. 3.4).
 
@@ -230,14 +241,18 @@ class GaussianDiffusion(nn.Module):
         hidden = not sampling_noise and getattr(denoiser, "runs_hidden_chain", lambda: False)()
         if isinstance(x_start, SparseRows) and (sampling_steps > 0 or not hidden):
             x_start = x_start.to_dense()  # only the hidden-space chain reads sparse rows as they are
+        timesteps = self.reverse_timesteps(inference_steps)
+        if isinstance(x_start, SparseRows):  # hidden and no forward steps: the rows go in as they are
+            chain = denoiser.affine_chain  # type: ignore[attr-defined]  # networks.denoiser.MLPDenoiser
+            return chain(x_start, timesteps, self.affine_coefficients(timesteps))
         if sampling_steps > 0:
             t = torch.full((batch,), sampling_steps - 1, dtype=torch.long, device=x_start.device)
             x_t = self.q_sample(x_start, t)
         else:
             x_t = x_start
-        timesteps = self.reverse_timesteps(inference_steps)
-        if hidden:
-            return denoiser.affine_chain(x_t, timesteps, self.affine_coefficients(timesteps))
+        if hidden:  # a denoiser with the hidden-space chain (networks.denoiser.MLPDenoiser)
+            chain = denoiser.affine_chain  # type: ignore[attr-defined]
+            return chain(x_t, timesteps, self.affine_coefficients(timesteps))
         for step, coefficients in zip(timesteps, self.chain(timesteps)):
             x_t = self.p_sample(denoiser, x_t, step, coefficients, sampling_noise)
         return x_t

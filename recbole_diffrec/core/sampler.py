@@ -15,6 +15,9 @@ class TimestepSampler(nn.Module):
     one would. Sampling and updating are vectorised: no host sync, no Python loop over the batch.
     """
 
+    loss_history: torch.Tensor  # buffers, registered in __init__
+    history_count: torch.Tensor
+
     def __init__(self, steps: int, history: int = 10, uniform_prob: float = 0.001, importance: bool = True):
         super().__init__()
         self.steps = steps

@@ -54,7 +54,7 @@ class SplitArtifacts:
 
     def _write(self, path: str, save) -> None:
         """Write through a temporary file, so a reader never sees half a cache."""
-        ownership.makedirs(self.cache_dir)
+        ownership.makedirs(str(self.cache_dir))
         tmp = f"{path}.tmp-{os.getpid()}{os.path.splitext(path)[1]}"
         new = ownership.new_file(path)
         save(tmp)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # annotations only
     from recbole.data.dataset import Dataset
     from recbole.data.interaction import Interaction
 
-    from recbole_diffrec.config import Config
+    from recbole.config import Config  # the pack's Config is one; no import loop through it
     from recbole_diffrec.core.diffusion import Denoiser
     from recbole_diffrec.core.sparse import SparseRows
 
@@ -102,7 +102,7 @@ class PackModel:
             )
 
     def __init__(self, config: Config, dataset: Dataset):
-        super().__init__(config, dataset)
+        super().__init__(config, dataset)  # type: ignore[call-arg]  # a mixin before RecBole's recommender
         self.settings = self.read_settings(SettingsReader(config))
 
     def epoch_finished(self) -> None:
@@ -110,7 +110,8 @@ class PackModel:
 
     def optimizer_groups(self, learning_rate: float) -> list[dict[str, Any]]:
         """Parameter groups for the optimizer; one group at the configured learning rate by default."""
-        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": learning_rate}]
+        parameters = self.parameters()  # type: ignore[attr-defined]  # the torch module it is mixed into
+        return [{"params": [p for p in parameters if p.requires_grad], "lr": learning_rate}]
 
 
 class UserRowRecommender(PackModel, GeneralRecommender):
@@ -205,17 +206,19 @@ class DiffusionRecommender(UserRowRecommender):
         raise NotImplementedError
 
     # ---- RecBole interface ---------------------------------------------------------------------
-    def diffusion_loss(self, denoiser: Denoiser, x_start: torch.Tensor | SparseRows,
-                       return_x0: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        """The importance-sampled diffusion loss of a batch (Sec. 3.3), after updating the sampler; with
-        `return_x0`, also the denoiser's estimate of x_0 (L-DiffRec decodes it)."""
+    def diffusion_loss(self, denoiser: Denoiser, x_start: torch.Tensor) -> torch.Tensor:
+        """The importance-sampled diffusion loss of a batch (Sec. 3.3), after updating the sampler."""
+        return self.diffusion_loss_and_x0(denoiser, x_start, False)[0]
+
+    def diffusion_loss_and_x0(self, denoiser: Denoiser, x_start: torch.Tensor,
+                              return_x0: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`diffusion_loss`, and with `return_x0` the denoiser's estimate of x_0 (L-DiffRec decodes it)."""
         t, pt = self.sampler.sample(x_start.shape[0])
         out = self.diffusion.training_losses(denoiser, x_start, t, reweight=self.settings["reweight"],
                                              return_x0=return_x0)
-        losses, x0 = out if return_x0 else (out, None)
+        losses, x0 = out if isinstance(out, tuple) else (out, None)
         self.sampler.update(t, losses.detach())
-        loss = self.sampler.weighted_mean(losses, pt)
-        return (loss, x0) if return_x0 else loss
+        return self.sampler.weighted_mean(losses, pt), x0
 
     def denoise(self, denoiser: Denoiser, x_start: torch.Tensor | SparseRows) -> torch.Tensor:
         s = self.settings

@@ -67,9 +67,12 @@ class TimeWeighting:
     The diffused input holds the weights; the evaluation masks use the unweighted history.
     """
 
+    USER_ID: str  # from the model it is mixed into
+    settings: dict[str, Any]
+
     @classmethod
     def read_settings(cls, reader: SettingsReader) -> dict[str, Any]:
-        s = super().read_settings(reader)
+        s = super().read_settings(reader)  # type: ignore[misc]  # the model's own, after this mixin
         s["w_min"] = reader.number("w_min", low=0, high=1, low_open=True)
         s["w_max"] = reader.number("w_max", low=0, high=1, low_open=True)
         if s["w_min"] > s["w_max"]:
@@ -78,7 +81,7 @@ class TimeWeighting:
 
     @classmethod
     def validate_dataset(cls, dataset: Dataset) -> None:
-        super().validate_dataset(dataset)
+        super().validate_dataset(dataset)  # type: ignore[misc]
         times = cls._checked_times(dataset)
         if len(times) > 1 and np.all(times == times[0]):
             getLogger().warning(

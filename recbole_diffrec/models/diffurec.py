@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # annotations only
     from recbole.data.dataset import Dataset
     from recbole.data.interaction import Interaction
 
-    from recbole_diffrec.config import Config
+    from recbole.config import Config
     from recbole_diffrec.core.diffusion import Denoiser
     from recbole_diffrec.settings import SettingsReader
 

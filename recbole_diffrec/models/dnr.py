@@ -41,7 +41,7 @@ if TYPE_CHECKING:  # annotations only
     from recbole.data.dataset import Dataset
     from recbole.data.interaction import Interaction
 
-    from recbole_diffrec.config import Config
+    from recbole.config import Config
     from recbole_diffrec.settings import SettingsReader
 
 
@@ -109,7 +109,7 @@ class DNR(SequentialDiffusionRecommender):
         batch = interaction[self.ITEM_SEQ].shape[0]
         device = self.item_embedding.weight.device
         t = torch.full((batch,), s["inference_start"], dtype=torch.long, device=device)
-        probabilities = 0
+        probabilities = torch.zeros((), device=device)
         for _ in range(s["inference_draws"]):
             noise = torch.randn(batch, s["hidden_size"], device=device)
             probabilities = probabilities + F.softmax(self.to_items(self.estimate_h0(interaction, noise, t)), dim=-1)

@@ -116,7 +116,7 @@ class GiffCF(UserRowRecommender):
             smoothed = (smoothed + weight * ideal) / (1 + weight)
         return smoothed
 
-    def blur(self, x: torch.Tensor, smoothed: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    def blur(self, x: torch.Tensor, smoothed: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
         """z_t = x + alpha t / T (A x - x), t of shape (batch, 1) or a number."""
         s = self.settings
         return x + s["alpha"] * (t / s["steps"]) * (smoothed - x)
@@ -135,7 +135,7 @@ class GiffCF(UserRowRecommender):
         return (x - x_pred).pow(2).sum(-1).mean()
 
     @torch.no_grad()
-    def reconstruct(self, x: torch.Tensor, smoothed: torch.Tensor = None) -> torch.Tensor:
+    def reconstruct(self, x: torch.Tensor, smoothed: torch.Tensor | None = None) -> torch.Tensor:
         """The T deterministic reverse steps from z_T = blur(x, A x, T)."""
         s = self.settings
         smoothed = self.smooth(x) if smoothed is None else smoothed

@@ -91,7 +91,7 @@ class LDiffRec(DiffRec):
         s = self.settings
         if s["n_cate"] > self.n_items - 1:
             raise SettingError("n_cate", s["n_cate"], f"must not exceed the number of items ({self.n_items - 1})")
-        self.embedding_source = None
+        self.embedding_source: str | None = None
         labels = self.cluster_items(dataset)
         groups = [torch.from_numpy(np.flatnonzero(labels == g)) for g in range(s["n_cate"])]
         lengths = [len(g) for g in groups]
@@ -172,7 +172,8 @@ class LDiffRec(DiffRec):
     def calculate_loss(self, interaction: Interaction) -> torch.Tensor:
         x = self.input_rows(interaction[self.USER_ID])
         z, kl, target = self.autoencoder.encode(x)
-        elbo, z0 = self.diffusion_loss(self.denoiser, z, return_x0=True)
+        elbo, z0 = self.diffusion_loss_and_x0(self.denoiser, z)
+        assert z0 is not None  # asked for
         log_p = F.log_softmax(self.autoencoder.decode(z0), dim=1)
         if isinstance(target, SparseRows):  # the multinomial likelihood of the non-zeros, gathered
             multinomial = -(log_p[target.rows(), target.cols] * target.values).sum() / log_p.shape[0]

@@ -4,6 +4,8 @@ run in its hidden space."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -12,7 +14,8 @@ from torch import nn
 from recbole_diffrec.core.sparse import SparseRows
 from recbole_diffrec.networks.timesteps import timestep_embedding
 
-ACTIVATIONS = {"tanh": torch.tanh, "relu": F.relu, "sigmoid": torch.sigmoid, "gelu": F.gelu}
+Activation = Callable[[torch.Tensor], torch.Tensor]
+ACTIVATIONS: dict[str, Activation] = {"tanh": torch.tanh, "relu": F.relu, "sigmoid": torch.sigmoid, "gelu": F.gelu}
 
 
 class InputDropout(nn.Dropout):
@@ -136,10 +139,9 @@ class MLPDenoiser(nn.Module):
         the item-sized layers: the reverse chain over T steps costs about 2 item-sized products instead
         of 2T.
         """
-        first, last = self.in_layers[0], self.out_layers[-1]
+        first, last = cast(InputLayer, self.in_layers[0]), cast(nn.Linear, self.out_layers[-1])
         w_in, w_out, b_out = first.item_weight, last.weight, last.bias  # W_in is stored transposed: (n x hidden)
-        sparse = isinstance(x, SparseRows)
-        z = x.matmul(w_in) if sparse else x @ w_in  # W_in x, the only use of x inside the chain
+        z = x.matmul(w_in) if isinstance(x, SparseRows) else x @ w_in  # W_in x, the only use of x inside the chain
         s = z.new_zeros(z.shape[0], w_out.shape[1])
         gamma, delta = 1.0, 0.0
         hidden = [*self.in_layers[1:], *self.out_layers[:-1]]
@@ -159,7 +161,7 @@ class MLPDenoiser(nn.Module):
         out = torch.addmm(delta * b_out, s, w_out.T)
         if gamma == 0:
             return out
-        return x.add_to(out, gamma) if sparse else out + gamma * x
+        return x.add_to(out, gamma) if isinstance(x, SparseRows) else out + gamma * x
 
     def train(self, mode: bool = True) -> "MLPDenoiser":
         self._chain_cache = None  # the weights may change from here on (a fused optimizer step keeps versions)

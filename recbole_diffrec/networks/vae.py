@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -38,8 +40,8 @@ def resolve_decoder(decoder: str, out_dims: list[int]) -> str:
     return decoder
 
 
-def mlp(dims: list[int], activation: str, last_activation: bool = False) -> nn.Sequential:
-    layers = []
+def mlp(dims: list[int], activation: nn.Module, last_activation: bool = False) -> nn.Sequential:
+    layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
         linear = nn.Linear(a, b)
         init_linear(linear)
@@ -61,7 +63,7 @@ class _Activation(nn.Module):
 def group_sizes(total_dims: list[int], group_lengths: list[int], n_items: int) -> list[list[int]]:
     """Per group, each hidden size scaled by the group's share of the items (floor), the last group
     taking the remainder so the sizes add up to `total_dims` (as the paper's code)."""
-    sizes = []
+    sizes: list[list[int]] = []
     for g, length in enumerate(group_lengths):
         if g == len(group_lengths) - 1:
             sizes.append([d - sum(s[j] for s in sizes) for j, d in enumerate(total_dims)])
@@ -106,10 +108,10 @@ class GroupVAE(nn.Module):
         self.latent_sizes = [e[-1] for e in enc_sizes]
         if resolve_decoder(decoder, out_dims) == "per_cluster":
             dec_sizes = group_sizes(out_dims, lengths, n_items)
-            self.decoders = nn.ModuleList(
+            self.decoders: nn.ModuleList | None = nn.ModuleList(
                 mlp([e[-1]] + d + [n], act) for n, e, d in zip(lengths, enc_sizes, dec_sizes)
             )
-            self.decoder = None
+            self.decoder: nn.Sequential | None = None
         else:
             self.decoders = None
             self.decoder = mlp([in_dims[-1]] + list(out_dims) + [n_items], act)
@@ -117,7 +119,7 @@ class GroupVAE(nn.Module):
             if isinstance(module, nn.Linear):
                 nn.init.zeros_(module.bias)
         for encoder in self.encoders:  # item-major first layers: dense rows one product, sparse rows a gather
-            encoder[0] = ItemMajorLinear(encoder[0])
+            cast(nn.Sequential, encoder)[0] = ItemMajorLinear(cast(nn.Linear, cast(nn.Sequential, encoder)[0]))
         for g, item_ids in enumerate(groups):
             self.register_buffer(f"group_{g}", item_ids.clone(), persistent=False)
         group_of = torch.zeros(n_items, dtype=torch.long)
@@ -134,7 +136,7 @@ class GroupVAE(nn.Module):
     def groups(self) -> list[torch.Tensor]:
         return [getattr(self, f"group_{g}") for g in range(self.n_groups)]
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def encode(self, x: torch.Tensor | SparseRows) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(z, KL, h) for interaction vectors x in item order, dense or :class:`SparseRows` (each encoder's
         first layer then reads only its cluster's non-zeros); h is the input after dropout, which the
         paper's code also uses as the reconstruction target."""
@@ -142,9 +144,10 @@ class GroupVAE(nn.Module):
         parts = self._split(h) if isinstance(h, SparseRows) else [h[:, items] for items in self.groups()]
         mus, logvars = [], []
         for encoder, part in zip(self.encoders, parts):
-            first = encoder[0]
+            layers = cast(nn.Sequential, encoder)
+            first = cast(ItemMajorLinear, layers[0])
             out = part.matmul(first.weight) + first.bias if isinstance(part, SparseRows) else first(part)
-            mu, logvar = encoder[1:](out).chunk(2, dim=-1)
+            mu, logvar = layers[1:](out).chunk(2, dim=-1)
             mus.append(mu)
             logvars.append(logvar)
         mu, logvar = torch.cat(mus, -1), torch.cat(logvars, -1)
@@ -168,6 +171,7 @@ class GroupVAE(nn.Module):
         if self.decoder is not None:
             return self.decoder(z)
         out = z.new_zeros(z.shape[0], self.n_items)
+        assert self.decoders is not None  # per_cluster: one decoder per cluster
         for decoder, items, part in zip(self.decoders, self.groups(), z.split(self.latent_sizes, dim=-1)):
             out[:, items] = decoder(part)
         return out
