@@ -20,13 +20,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recbole_diffrec.core.respace import (
+    MeanType,
+    ReverseVariance,
+    affine_coefficients,
+    posterior_coefficients,
+    strided_timesteps,
+)
 from recbole_diffrec.core.schedules import make_betas
 from recbole_diffrec.core.sparse import SparseRows
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # denoiser(x_t, t) -> a tensor shaped like x_t
 
-MEAN_TYPES = ("x0", "eps")
-REVERSE_VARIANCES = ("posterior", "large")
+MEAN_TYPES = tuple(m.value for m in MeanType)  # the yaml's strings; the core holds the enum members
+REVERSE_VARIANCES = tuple(v.value for v in ReverseVariance)
 
 
 def _gather(constants, t):
@@ -69,10 +76,10 @@ class GaussianDiffusion(nn.Module):
         super().__init__()
         if reverse_variance not in REVERSE_VARIANCES:
             raise ValueError(f"reverse_variance={reverse_variance!r} is not one of {REVERSE_VARIANCES}")
-        self.reverse_variance = reverse_variance
+        self.reverse_variance = ReverseVariance(reverse_variance)
         if mean_type not in MEAN_TYPES:
             raise ValueError(f"mean_type={mean_type!r} is not one of {MEAN_TYPES}")
-        self.mean_type = mean_type
+        self.mean_type = MeanType(mean_type)
         self.steps = steps
         self.noiseless = noise_scale == 0
         betas = make_betas(noise_schedule, steps, noise_scale, noise_min, noise_max, beta_fixed)
@@ -168,42 +175,15 @@ class GaussianDiffusion(nn.Module):
         return weight.float() * loss
 
     # ---- inference -------------------------------------------------------------------------------
-    def reverse_timesteps(self, inference_steps: int = 0) -> tuple:
-        """The timesteps the reverse chain visits, descending. 0 means all T steps (the paper's
-        inference); k < T takes k steps evenly spaced over [0, T-1], always ending at 0."""
-        if inference_steps in (0, self.steps):
-            return tuple(range(self.steps - 1, -1, -1))
-        if not 1 <= inference_steps <= self.steps:
-            raise ValueError(f"inference_steps={inference_steps} must be in [0, {self.steps}]")
-        if inference_steps == 1:
-            return (self.steps - 1,)
-        grid = np.round(np.linspace(0, self.steps - 1, inference_steps)).astype(int)
-        return tuple(int(s) for s in sorted(set(grid.tolist()), reverse=True))
+    def reverse_timesteps(self, inference_steps: int = 0) -> tuple[int, ...]:
+        """The timesteps the reverse chain visits, descending (:func:`~recbole_diffrec.core.respace.strided_timesteps`)."""
+        return strided_timesteps(self.steps, inference_steps)
 
-    def chain(self, timesteps: tuple[int, ...]) -> list[tuple]:
-        """Scalar posterior coefficients (coef1, coef2, log variance) for a chain over `timesteps`.
-
-        For the full chain these are the paper's posterior constants; for a strided chain they are the
-        posterior of the respaced process whose alpha-bar is alpha-bar at the visited steps. Python
-        floats: the reverse loop launches no gather and syncs nothing.
-        """
+    def chain(self, timesteps: tuple[int, ...]) -> list[tuple[float, float, float]]:
+        """Scalar posterior coefficients (coef1, coef2, log variance) for a chain over `timesteps`, computed
+        once per chain (:func:`~recbole_diffrec.core.respace.posterior_coefficients`)."""
         if timesteps not in self._chains:
-            ab = self._alphas_cumprod[list(timesteps)][::-1]  # ascending time
-            ab_prev = np.concatenate([[1.0], ab[:-1]])
-            beta = 1.0 - ab / ab_prev
-            with np.errstate(divide="ignore", invalid="ignore"):
-                coef1 = beta * np.sqrt(ab_prev) / (1.0 - ab)
-                coef2 = (1.0 - ab_prev) * np.sqrt(1.0 - beta) / (1.0 - ab)
-                variance = beta * (1.0 - ab_prev) / (1.0 - ab)
-                # As the paper's code: the first step's log variance is clipped to the second's
-                # (step 0 adds no noise, so a one-step chain's log(0) is never used).
-                clipped = np.concatenate([variance[1:2], variance[1:]]) if len(variance) > 1 else variance
-                if self.reverse_variance == "large":  # beta_t, and at the first step the posterior's at the second
-                    clipped = np.concatenate([variance[1:2], beta[1:]]) if len(variance) > 1 else variance
-                log_var = np.log(clipped)
-            self._chains[timesteps] = [
-                (float(c1), float(c2), float(lv)) for c1, c2, lv in zip(coef1[::-1], coef2[::-1], log_var[::-1])
-            ]
+            self._chains[timesteps] = posterior_coefficients(self._alphas_cumprod, timesteps, self.reverse_variance)
         return self._chains[timesteps]
 
     def p_sample(self, denoiser: Denoiser, x_t: torch.Tensor, step: int, coefficients: tuple,
@@ -258,16 +238,7 @@ class GaussianDiffusion(nn.Module):
         return x_t
 
     def affine_coefficients(self, timesteps: tuple[int, ...]) -> list[tuple[float, float]]:
-        """(a_t, b_t) of the noise-free reverse step x_{t-1} = a_t f(x_t, t) + b_t x_t over `timesteps`.
-
-        x0 prediction: the posterior mean's coefficients. eps prediction: x0 = r1 x_t - r2 eps folded in,
-        a = -coef1 r2, b = coef1 r1 + coef2. Without noise (noise_scale 0) the chain is x <- f(x).
-        """
-        if self.noiseless:
-            return [(1.0, 0.0)] * len(timesteps)
-        if self.mean_type == "x0":
-            return [(c1, c2) for c1, c2, _ in self.chain(timesteps)]
-        r1 = np.sqrt(1.0 / self._alphas_cumprod)
-        r2 = np.sqrt(1.0 / self._alphas_cumprod - 1.0)
-        return [(-c1 * float(r2[step]), c1 * float(r1[step]) + c2)
-                for step, (c1, c2, _) in zip(timesteps, self.chain(timesteps))]
+        """(a_t, b_t) of the noise-free reverse step x_{t-1} = a_t f(x_t, t) + b_t x_t over `timesteps`
+        (:func:`~recbole_diffrec.core.respace.affine_coefficients`)."""
+        return affine_coefficients(self._alphas_cumprod, timesteps, self.chain(timesteps), self.mean_type,
+                                   self.noiseless)
