@@ -29,7 +29,7 @@ from recbole_diffrec.settings import (
     trainer_yaml,
 )
 from recbole_diffrec.data.loaders import read_loader_settings
-from recbole_diffrec.training.trainer import DIST_BACKENDS, read_run_settings, read_trainer_settings
+from recbole_diffrec.training.run_settings import DIST_BACKENDS, read_run_settings, read_trainer_settings
 
 # Settings the run itself supplies or reads without a yaml default: the distributed hand-over
 # (launcher.run_distributed) and the process-group backend (Config._init_device).

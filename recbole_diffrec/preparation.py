@@ -10,10 +10,10 @@ from recbole.utils import ModelType, init_logger, init_seed
 
 from recbole_diffrec import ownership
 from recbole_diffrec.config import Config
-from recbole_diffrec.data.loaders import (
-    create_dataset,
+from recbole_diffrec.data.loaders import data_preparation
+from recbole_diffrec.data.reading import create_dataset
+from recbole_diffrec.data.records import (
     data_differences,
-    data_preparation,
     data_record,
     empty_split_error,
     split_differences,

@@ -112,7 +112,7 @@ def test_duplicates_are_counted_and_dropped_for_our_models_kept_for_recboles(wor
 
 
 def test_duplicate_rows_keeps_the_first_of_each_pair():
-    from recbole_diffrec.data.loaders import duplicate_rows
+    from recbole_diffrec.data.reading import duplicate_rows
 
     users = np.array([1, 2, 1, 3, 1, 2])
     items = np.array([5, 5, 5, 4, 6, 5])

@@ -14,13 +14,12 @@ import uuid
 import numpy as np
 import torch
 from recbole.data.interaction import Interaction
-from recbole.evaluator.register import metrics_dict
 from recbole.trainer import Trainer
 from recbole.utils import set_color
 from tqdm import tqdm
 
 from recbole_diffrec import ownership
-from recbole_diffrec.data.loaders import data_differences
+from recbole_diffrec.data.records import data_differences
 from recbole_diffrec.errors import CheckpointError, NonFiniteScores, TrainingDiverged
 from recbole_diffrec.run_context import ConfigView, RunContext
 from recbole_diffrec.settings import (
@@ -40,69 +39,11 @@ from recbole_diffrec.training.checkpoint import (
     save_checkpoint,
     to_plain,
 )
-from recbole_diffrec.training.precision import PRECISIONS, training_autocast_dtype
+from recbole_diffrec.training.distributed import gather_user_results
+from recbole_diffrec.training.precision import training_autocast_dtype
+from recbole_diffrec.training.run_settings import read_trainer_settings
 
 SNAPSHOT_SECONDS = 60  # a resume snapshot at least this often, whatever resume_every says
-
-
-def read_trainer_settings(reader):
-    """Read and validate the trainer's settings (``trainer.yaml``), for any model."""
-    return {
-        "resume_every": reader.integer("resume_every", low=1),
-        "train_precision": reader.choice("train_precision", PRECISIONS),
-        "ema_decay": reader.number("ema_decay", low=0, high=1, high_open=True),
-    }
-
-
-DIST_BACKENDS = ("gloo", "nccl", "mpi", "ucc")  # torch.distributed's process-group backends
-
-
-def read_run_settings(reader):
-    """Check RecBole's own training and evaluation settings that RecBole accepts although they cannot work
-    (a learning rate of 0 trains nothing; a validation metric at a k not computed fails after training)."""
-    s = {
-        "learning_rate": reader.number("learning_rate", low=0, low_open=True),
-        "weight_decay": reader.number("weight_decay", low=0),
-        "seed": reader.integer("seed", low=0, high=2 ** 32 - 1),
-        "epochs": reader.integer("epochs", low=1),
-        "train_batch_size": reader.integer("train_batch_size", low=1),
-        "eval_batch_size": reader.integer("eval_batch_size", low=1),
-        "eval_step": reader.integer("eval_step", low=0),
-        "stopping_step": reader.integer("stopping_step", low=0),
-    }
-    topk = reader.raw("topk")
-    topk = [topk] if isinstance(topk, int) and not isinstance(topk, bool) else topk
-    if not isinstance(topk, list) or not topk or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1
-                                                         for k in topk):
-        raise SettingError("topk", reader.raw("topk"), "must be a positive integer or a list of them, e.g. [10, 20]")
-    metrics = reader.raw("metrics")
-    metrics = [metrics] if isinstance(metrics, str) else metrics
-    if not isinstance(metrics, list) or not metrics or not all(isinstance(m, str) for m in metrics):
-        raise SettingError("metrics", metrics, "must be a list of metric names, e.g. [Recall, NDCG]")
-    unknown = [m for m in metrics if m.lower() not in metrics_dict]
-    if unknown:
-        raise SettingError("metrics", metrics, f"{unknown[0]!r} is not a metric; RecBole's: "
-                           f"{', '.join(sorted(metrics_dict))} (any case)")
-    valid_metric = reader.raw("valid_metric")
-    name, _, k = str(valid_metric).partition("@")
-    if name.lower() not in {m.lower() for m in metrics}:
-        raise SettingError("valid_metric", valid_metric, f"must be one of the metrics computed ({metrics}), "
-                           "at one of topk, e.g. NDCG@10")
-    if k and (not k.isdigit() or int(k) not in topk):
-        raise SettingError("valid_metric", valid_metric, f"its cut-off must be one of topk={topk}")
-    return s
-
-
-def gather_user_results(struct):
-    """The evaluation's per-user results (the ``rec.*`` tensors of RecBole's collector) of every rank,
-    concatenated in rank order, on every rank."""
-    mine = {k: v for k, v in struct._data_dict.items() if k.startswith("rec.")}
-    parts = [None] * torch.distributed.get_world_size()
-    torch.distributed.all_gather_object(parts, {k: v.cpu() for k, v in mine.items()})
-    for key in sorted({k for part in parts for k in part}):
-        device = mine[key].device if key in mine else torch.device("cpu")
-        struct[key] = torch.cat([part[key] for part in parts if key in part]).to(device)
-    return struct
 
 
 RESUME_FIXED = ("learning_rate", "weight_decay", "train_batch_size", "learner")  # RecBole's optimisation keys
@@ -117,7 +58,7 @@ class SafeCheckpointMixin:
 
     weight_average = None  # a WeightAverage with ema_decay > 0
     _nonfinite_scores = None  # whether an evaluation under way has scored an item NaN or +inf (a tensor)
-    data_record = None  # what the model is trained on (data.loaders.data_record), saved with it; set by prepare
+    data_record = None  # what the model is trained on (data.records.data_record), saved with it; set by prepare
 
     def __init__(self, config, model, run=None):
         self.run = run or RunContext.of(config)
