@@ -34,7 +34,7 @@ from torch import nn
 
 from recbole_diffrec.core import GaussianDiffusion, TimestepSampler
 from recbole_diffrec.models.base import SequentialDiffusionRecommender, read_gaussian_diffusion
-from recbole_diffrec.networks.timesteps import timestep_embedding
+from recbole_diffrec.networks.timesteps import step_mlp, timestep_embedding
 from recbole_diffrec.networks.transformer import pre_norm_encoder
 
 if TYPE_CHECKING:  # annotations only
@@ -64,7 +64,7 @@ class DNR(SequentialDiffusionRecommender):
         hidden = s["hidden_size"]
         self.item_embedding = nn.Embedding(self.n_items, hidden, padding_idx=0)
         self.position_embedding = nn.Embedding(self.max_seq_length + 1, hidden)  # the history, then the slot
-        self.step_embedding = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.SiLU(), nn.Linear(4 * hidden, hidden))
+        self.step_embedding = step_mlp(hidden)
         self.encoder = pre_norm_encoder(hidden, s["n_heads"], s["n_layers"], s["dropout"])
         self.norm = nn.LayerNorm(hidden)
         self.dropout = nn.Dropout(s["dropout"])

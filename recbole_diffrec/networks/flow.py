@@ -1,7 +1,15 @@
 """FlowCF's velocity network (Liu et al., KDD 2025): an MLP over [x_t, a linear map of t's sinusoidal
 embedding (frequencies times 2 pi, t in [0, 1])] that predicts the data end x_1. Dropout before every layer,
 tanh between them, Xavier-normal weights and zero biases, as the published code builds it with RecBole's
-MLPLayers."""
+MLPLayers.
+
+Why not :class:`~recbole_diffrec.networks.denoiser.MLPDenoiser`, the same shape of network: the two differ
+wherever their papers' code does, and each must load its code's weights and reproduce its draws. FlowCF
+drops out before every layer (DiffRec only the input), scales the step's frequencies by 2 pi for t in [0, 1]
+(DiffRec's integer steps take none), initialises Xavier-normal (DiffRec normal with fan-based std), and its
+layers are a plain list of square-ish sizes where DiffRec mirrors its dims around a bottleneck and keeps its
+first layer item-major for sparse input and the hidden-space reverse chain. One class with switches for all
+of this would be two classes sharing a name."""
 
 import math
 

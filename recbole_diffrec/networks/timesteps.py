@@ -1,8 +1,10 @@
-"""The sinusoidal timestep embedding every model of the pack shares (Vaswani et al. 2017)."""
+"""The sinusoidal timestep embedding every model of the pack shares (Vaswani et al. 2017), and the step MLP
+the sequential models put on it."""
 
 import math
 
 import torch
+from torch import nn
 
 
 def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10000.0, scale: float = 1.0,
@@ -20,3 +22,9 @@ def timestep_embedding(timesteps: torch.Tensor, dim: int, max_period: float = 10
     if dim % 2:
         emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=-1)
     return emb
+
+
+def step_mlp(hidden: int) -> nn.Sequential:
+    """hidden -> 4 hidden -> hidden with SiLU between: the step embedding's MLP of DiffuRec and DNR (both
+    papers' code; the layer indices 0 and 2 are the checkpoints' keys)."""
+    return nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.SiLU(), nn.Linear(4 * hidden, hidden))

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recbole_diffrec.networks.timesteps import timestep_embedding
+from recbole_diffrec.networks.timesteps import step_mlp, timestep_embedding
 
 
 class LayerNorm(nn.Module):
@@ -108,7 +108,7 @@ class DiffuRecApproximator(nn.Module):
                  lambda_uncertainty: float = 0.001, time_scale: float = 1.0):
         super().__init__()
         self.hidden, self.lambda_uncertainty, self.time_scale = hidden, lambda_uncertainty, time_scale
-        self.time_embed = nn.Sequential(nn.Linear(hidden, 4 * hidden), nn.SiLU(), nn.Linear(4 * hidden, hidden))
+        self.time_embed = step_mlp(hidden)
         self.blocks = nn.ModuleList(Block(hidden, heads, dropout) for _ in range(blocks))
         self.dropout = nn.Dropout(dropout)
         self.norm = LayerNorm(hidden)
