@@ -25,6 +25,8 @@ def main():
     parser.add_argument("--dataset", default="ml-1m_clean")
     parser.add_argument("--seed", type=int, default=2022)
     parser.add_argument("--init_seed", type=int, default=None)
+    parser.add_argument("--init_part", default="", help="with --init_seed: swap only the parameters whose names "
+                        "start with one of these comma-separated prefixes (default: all)")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--extra", default="{}", help="more settings, as JSON")
@@ -41,11 +43,15 @@ def main():
 
         init_seed(args.init_seed, True)
         fresh = type(net)(train._dataset.config, train._dataset).to(next(net.parameters()).device)
-        net.load_state_dict(fresh.state_dict())
+        prefixes = tuple(p for p in args.init_part.split(",") if p)
+        swapped = {k: v for k, v in fresh.state_dict().items() if not prefixes or k.startswith(prefixes)}
+        net.load_state_dict({**net.state_dict(), **swapped})
+        print(f"initial weights of seed {args.init_seed} for: {sorted(swapped)}", file=sys.stderr)
         torch.manual_seed(args.seed)  # the run's own draws from here on, as without the swap
 
     row = harness.train_to_early_stop(args.model, args.seed, args.dataset, config_files, settings, adjust)
-    print(json.dumps({"seed": args.seed, "init_seed": args.init_seed, "precision": args.precision,
+    print(json.dumps({"seed": args.seed, "init_seed": args.init_seed, "init_part": args.init_part,
+                      "precision": args.precision,
                       "epochs": args.epochs, "valid_recall@20": row["valid_recall@20"],
                       "test_recall@20": row["test_recall@20"], "best_epoch": row.get("best_epoch")}))
 
