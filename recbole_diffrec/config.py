@@ -111,6 +111,16 @@ class Config(RecBoleConfig):
         for path in config_file_list or []:
             if not os.path.isfile(path):
                 raise SettingError("config_files", path, "no such file")
+        name = dataset if dataset is not None else (config_dict or {}).get("dataset")
+        if isinstance(name, str) and (os.sep in name or name in ("", ".", "..")):
+            raise SettingError("dataset", name, "must be a name, not a path: its files go in "
+                               "<data_path>/<name>/<name>.inter (set data_path to the folder above)")
+        split = ((config_dict or {}).get("eval_args") or {}).get("split") if isinstance(
+            (config_dict or {}).get("eval_args"), dict) else None
+        if isinstance(split, dict) and "RS" in split and (not isinstance(split["RS"], (list, tuple))
+                                                          or len(split["RS"]) != 3):
+            raise SettingError("eval_args", config_dict["eval_args"], "split RS takes three ratios, "
+                               "[train, valid, test], e.g. {'split': {'RS': [0.8, 0.1, 0.1]}}")
         for key in ("metrics", "topk"):  # RecBole's own check fails on an empty list with "pop from an empty set"
             if key in (config_dict or {}) and config_dict[key] in ([], (), ""):
                 raise SettingError(key, config_dict[key], "must name at least one, e.g. [Recall, NDCG] / [10, 20]")

@@ -50,6 +50,10 @@ class TrainingDiverged(UserError, FloatingPointError):
     and the snapshot to resume from, which is kept."""
 
 
+class OutputError(UserError):
+    """A file or folder the run must write cannot be written (the system's reason and the path)."""
+
+
 class NonFiniteScores(UserError, FloatingPointError):
     """A model scored items NaN or +inf at evaluation: no metric is reported and nothing is saved as best."""
 

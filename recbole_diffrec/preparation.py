@@ -19,7 +19,7 @@ from recbole_diffrec.data.records import (
     split_differences,
     split_record,
 )
-from recbole_diffrec.errors import CheckpointError, UserError
+from recbole_diffrec.errors import CheckpointError, OutputError, UserError
 from recbole_diffrec.registry import get_trainer, is_ours
 from recbole_diffrec.run_context import RunContext
 from recbole_diffrec.settings import SettingError
@@ -127,6 +127,11 @@ def discarded_on_error(config):
         except UserError:
             discard_run(created, cleans)
             raise
+        except OSError as err:  # a folder or file the run writes (a read-only or virtual file system)
+            discard_run(created, cleans)
+            where = err.filename or ""
+            raise OutputError(f"{where}: {err.strerror or err}; check the paths the run reads and writes "
+                              "(data_path, checkpoint_dir, the working folder) and their permissions") from None
 
 
 def discard_run(created, cleans=True):
