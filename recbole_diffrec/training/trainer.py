@@ -64,8 +64,11 @@ class SafeCheckpointMixin:
         self.run = run or RunContext.of(config)
         self.trainer_settings = read_trainer_settings(SettingsReader(config))
         tensorboard_before = ownership.entries("log_tensorboard")  # RecBole's writer's fixed root
-        super().__init__(config, model)
-        ownership.note_tensorboard(self.tensorboard, tensorboard_before)
+        try:
+            super().__init__(config, model)
+        finally:  # also when RecBole's set-up fails after making the writer (an unusable checkpoint_dir)
+            if getattr(self, "tensorboard", None) is not None:
+                ownership.note_tensorboard(self.tensorboard, tensorboard_before)
         # RecBole names the file by the second it was made in; two trainers in one second (tuning
         # trials, tests) would overwrite each other's best model. A short random suffix keeps them apart.
         stem, ext = os.path.splitext(self.saved_model_file)
