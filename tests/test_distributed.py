@@ -82,10 +82,23 @@ def test_two_process_metrics_match_single_process(workdir):
     assert double["ndcg@10"] > 0.12
 
 
-def test_a_failing_rank_raises_instead_of_hanging(workdir):
+def _fault_in_every_rank(rank, queue):
+    raise RuntimeError(f"blocker: a fault that is not a user's error, rank {rank}")
+
+
+def test_a_failing_rank_raises_instead_of_hanging():
     # a fault (not a user's error) in every worker, before any result: the parent must raise, not wait
-    (workdir / "blocker").write_text("a file where a folder is expected")
+    from recbole_diffrec.launcher import collect_results
+
+    queue = mp.get_context("spawn").SimpleQueue()
+    context = mp.start_processes(_fault_in_every_rank, nprocs=2, join=False, start_method="spawn", args=(queue,))
     with pytest.raises(mp.ProcessRaisedException, match="blocker"):
+        collect_results(context, queue, 1)
+
+
+def test_an_unwritable_checkpoint_folder_reaches_the_parent_as_a_setting_error(workdir):
+    (workdir / "blocker").write_text("a file where a folder is expected")
+    with pytest.raises(SettingError, match="checkpoint_dir='blocker/saved': cannot hold this run's files"):
         run_distributed("DiffRec", config_dict={"show_progress": False, "checkpoint_dir": "blocker/saved"}, nproc=2)
 
 
