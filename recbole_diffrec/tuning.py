@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 from recbole.trainer.hyper_tuning import HyperTuning, _recursiveFindNodes
 
+from recbole_diffrec import ownership
 from recbole_diffrec.config import Config
-from recbole_diffrec.preparation import prepare
+from recbole_diffrec.preparation import discard_run, prepare
 from recbole_diffrec.settings import SettingError, hyper_files
 
 
@@ -132,9 +133,15 @@ def objective_function(model, dataset, config_dict=None, config_file_list=None, 
     test), as in a normal run; the trial's checkpoint files are removed afterwards unless
     `keep_checkpoints`.
     """
-    config, (train, valid, test), _, trainer = prepare(model, dataset, config_file_list, config_dict)
-    best_valid_score, best_valid_result = trainer.fit(train, valid, verbose=False, saved=True, show_progress=False)
-    test_result = trainer.evaluate(test, load_best_model=True)
+    with ownership.tracking() as made:
+        config, (train, valid, test), _, trainer = prepare(model, dataset, config_file_list, config_dict)
+        try:
+            best_valid_score, best_valid_result = trainer.fit(train, valid, verbose=False, saved=True,
+                                                              show_progress=False)
+            test_result = trainer.evaluate(test, load_best_model=True)
+        except KeyboardInterrupt:  # an interrupted search leaves no half trial behind (its log, its checkpoints)
+            discard_run(made, trainer.run.writes_files)
+            raise
     if not keep_checkpoints and os.path.isfile(trainer.saved_model_file):  # fit removed the resume snapshot
         os.remove(trainer.saved_model_file)
     return {

@@ -149,3 +149,18 @@ def test_exhaustive_search_over_list_valued_choices(workdir):
     trials = json.loads(out.read_text())["trials"]
     assert len(trials) == 2 and all(t["status"] == "ok" for t in trials)
     assert len({json.dumps(t["params"]) for t in trials}) == 2
+
+
+def test_an_interrupted_trial_leaves_none_of_its_files(workdir, monkeypatch):
+    """Ctrl-C during a trial: its log, tensorboard events and checkpoints go; the interrupt goes on up."""
+    from recbole_diffrec.training.trainer import DiffusionTrainer
+    from recbole_diffrec.tuning import objective_function
+
+    def interrupted(self, *args, **kwargs):
+        self._save_checkpoint(0)  # what a trial has written when the key is pressed
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(DiffusionTrainer, "fit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        objective_function("DiffRec", "ml-100k", {"show_progress": False, "epochs": 1, "steps": 5, "dims_dnn": [32]})
+    assert [p for p in workdir.rglob("*") if p.is_file()] == []
