@@ -29,6 +29,7 @@ import sys
 from pathlib import Path
 
 import harness
+import tables
 
 # The study's metrics (a plan's `metrics`), the first the one a point is selected and charted by, the first two
 # in the ablation table; RecBole's names, lower case. The general models' by default.
@@ -210,10 +211,18 @@ def summarise(rows, model, settings, eval_settings):
         for split in ("test", "valid"):
             values = np.array([float(r[f"{split}_{m}"]) for r in mine])
             out[f"{split}_{m}"] = (values.mean(), values.std())
+            out[f"{split}_{m}_runs"] = values.tolist()
     out["epochs"] = sorted({int(r["epochs"]) for r in mine})
     for k in ("seconds_per_epoch", "total_seconds", "params", "peak_host_mb"):
         out[k] = float(np.mean([float(r[k]) for r in mine]))
     return out
+
+
+def seed_verdict(point, reference):
+    """The tables' verdict (benchmarks/tables.py: Welch's t-test across seeds, p < 0.05) of one point's test
+    runs against another's, on the first metric: ahead, level, behind or one seed, with the p value."""
+    word, test = tables.verdict(point[f"test_{METRICS[0]}_runs"], reference[f"test_{METRICS[0]}_runs"])
+    return word if test is None else f"{word} (p {test[3]:.3f})" if test[3] >= 0.001 else f"{word} (p <0.001)"
 
 
 def fmt(value):
@@ -226,15 +235,17 @@ def write_report(plan, sweeps, csv_path):
            f"Test metrics of the model selected on validation {metric_label(METRICS[0])} ({PROTOCOL}), mean ± std "
            f"over "
            f"seeds; **bold** marks "
-           f"the default. Produced by `python benchmarks/sensitivity.py --plan {plan['path']}` from "
+           f"the default. Verdicts (a value against the default, an addition against its absence): Welch's "
+           f"t-test across seeds, p < 0.05, as the tables (benchmarks/tables.py). Produced by "
+           f"`python benchmarks/sensitivity.py --plan {plan['path']}` from "
            f"[{csv_path.name}]({csv_path.name}). Epochs: trained per seed (early stop). Machine: {harness.cpu()}.", ""]
     ablations = [s for s in sweeps if s.ablation]
     if ablations:
         out += ["## Ablation: each addition switched off", "",
                 "| what | with | without | " + " | ".join(
                     f"{metric_label(m)} with | {metric_label(m)} without | Δ {metric_label(m)}" for m in METRICS[:2])
-                + " | seeds |",
-                "|---|---|---|---|---|---|---|---|---|---|"]
+                + f" | with against without, {metric_label(METRICS[0])} | seeds |",
+                "|---|---|---|---|---|---|---|---|---|---|---|"]
         for sweep in ablations:
             on, off = (summarise(rows, *sweep.point(v)) for v in sweep.values[:2])
             if on is None or off is None:
@@ -246,7 +257,7 @@ def write_report(plan, sweeps, csv_path):
                 a, b = on[f"test_{m}"], off[f"test_{m}"]
                 cells.append(f"{a[0]:.4f} ± {a[1]:.4f} | {b[0]:.4f} ± {b[1]:.4f} | {(a[0] - b[0]) / b[0]:+.1%}")
             out.append(f"| {sweep.ablation} | {fmt(sweep.values[0])} | {fmt(sweep.values[1])} | {' | '.join(cells)} | "
-                       f"{min(on['n'], off['n'])} |")
+                       f"{seed_verdict(on, off)} | {min(on['n'], off['n'])} |")
         out += [""] + [f"- **{s.ablation}**: {s.note}" for s in ablations if s.note] + [""]
     out += ["## Sensitivity", ""]
     for sweep in [s for s in sweeps if not s.ablation]:
@@ -254,17 +265,21 @@ def write_report(plan, sweeps, csv_path):
         out += [f"### {sweep.title}{kind}", ""]
         if sweep.note:
             out += [sweep.note, ""]
-        out += ["| value | " + " | ".join(map(metric_label, METRICS)) + f" | valid {metric_label(METRICS[0])} | "
-                "epochs | s/epoch | params | peak MB | seeds |", "|---|" + "---|" * len(METRICS) + "---|---|---|---|---|---|"]
+        out += ["| value | " + " | ".join(map(metric_label, METRICS)) + f" | against the default, "
+                f"{metric_label(METRICS[0])} | valid {metric_label(METRICS[0])} | epochs | s/epoch | params | peak MB | "
+                "seeds |", "|---|" + "---|" * len(METRICS) + "---|---|---|---|---|---|---|"]
         for value in sweep.values:
             s = summarise(rows, *sweep.point(value))
             name = f"**{fmt(value)}**" if value == sweep.default else fmt(value)
             if s is None:
-                out.append(f"| {name} | not run yet |" + " |" * (len(METRICS) + 5))
+                out.append(f"| {name} | not run yet |" + " |" * (len(METRICS) + 6))
                 continue
             cells = " | ".join(f"{s[f'test_{m}'][0]:.4f} ± {s[f'test_{m}'][1]:.4f}" for m in METRICS)
-            out.append(f"| {name} | {cells} | {s[f'valid_{METRICS[0]}'][0]:.4f} | {'/'.join(map(str, s['epochs']))} | "
-                       f"{s['seconds_per_epoch']:.2f} | {int(s['params']):,} | {s['peak_host_mb']:.0f} | {s['n']} |")
+            default = summarise(rows, *sweep.point(sweep.default)) if sweep.default in sweep.values else None
+            against = "default" if value == sweep.default else (seed_verdict(s, default) if default else "")
+            out.append(f"| {name} | {cells} | {against} | {s[f'valid_{METRICS[0]}'][0]:.4f} | "
+                       f"{'/'.join(map(str, s['epochs']))} | {s['seconds_per_epoch']:.2f} | {int(s['params']):,} | "
+                       f"{s['peak_host_mb']:.0f} | {s['n']} |")
         out.append("")
     out += ["## Settings", "", f"Dataset `{plan['dataset']}`, config files `{' '.join(plan['config_files'])}`, "
             f"seeds {', '.join(map(str, plan['seeds']))}. Each sweep starts from the row of "
