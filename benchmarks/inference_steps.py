@@ -16,11 +16,12 @@ Writes benchmarks/results/inference_steps-<device>.md.
 """
 
 import argparse
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
+
+import harness
 
 REPO = Path(__file__).resolve().parent.parent
 PAPER = [str(REPO / "dataset_configs" / "ml-1m_clean.yaml"),
@@ -78,7 +79,7 @@ def main(argv=None):
                                        {m: float(v) for m, v in trainer.evaluate(valid, load_best_model=False).items()})
                 print(f"round {r + 1}/{args.rounds} inference_steps {k} {way}: {seconds[k, way][-1]:.2f} s", flush=True)
 
-    device = torch.cuda.get_device_name() if model.device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    device = torch.cuda.get_device_name() if model.device.type == "cuda" else f"CPU ({harness.cpu()}, {torch.get_num_threads()} threads)"
     base = statistics.median(seconds[total, "step by step"]) if total in args.steps else None
     lines = [
         f"# Fewer-step inference: {config['model']} on {config['dataset']}", "",

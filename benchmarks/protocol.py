@@ -34,6 +34,7 @@ from pathlib import Path
 
 import yaml
 
+import harness
 REPO = Path(__file__).resolve().parent.parent
 PAPER = " ".join(str(REPO / "dataset_configs" / name)
                  for name in ("ml-1m_clean.yaml", "ml-1m_clean_diffrec_paper.yaml"))
@@ -106,7 +107,7 @@ def main(argv=None):
             print(f"run {r + 1}/{args.repeats} {model}: wall {run['wall']:.2f} s ({phases}); "
                   f"test recall@20 {run['test'].get('recall@20', float('nan')):.4f}", flush=True)
 
-    device = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
+    device = torch.cuda.get_device_name() if args.device == "cuda" else f"CPU ({harness.cpu()}, {os.cpu_count()} cores)"
     versions = {"python": platform.python_version(), "torch": torch.__version__, "device": device,
                 "torch_threads": torch.get_num_threads()}
     command = shlex.join(["python", "benchmarks/protocol.py", *(argv if argv is not None else sys.argv[1:])])

@@ -11,13 +11,13 @@ subprocess. By default each times `--batches` training batches of 400 users and 
 
 import argparse
 import json
-import resource
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import harness
 REPO = Path(__file__).resolve().parent.parent
 CASES = {
     "DiffRec dims [1000]": ("DiffRec", {"dims_dnn": [1000]}),
@@ -29,10 +29,6 @@ CASES = {
     "LDiffRec n_cate 2 per-cluster decoders": ("LDiffRec", {"n_cate": 2, "decoder": "per_cluster"}),
     "LDiffRec n_cate 5 per-cluster decoders": ("LDiffRec", {"n_cate": 5, "decoder": "per_cluster"}),
 }
-
-
-def peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def child(case, device, batches, full_epoch, data_path):
@@ -49,7 +45,7 @@ def child(case, device, batches, full_epoch, data_path):
         overrides.pop("in_dims")
     start = time.perf_counter()
     _, (train, _, _), net, trainer = prepare(model, "amazon-book-synth", None, overrides)
-    setup_s, setup_peak = time.perf_counter() - start, peak_mb()
+    setup_s, setup_peak = time.perf_counter() - start, harness.peak_host_mb()
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     net.train()
     timings = []
@@ -68,7 +64,7 @@ def child(case, device, batches, full_epoch, data_path):
            "timed_batches": len(timings), "seconds_per_batch": sum(steady) / len(steady),
            "epoch_seconds": sum(timings) if full_epoch else sum(steady) / len(steady) * len(train),
            "epoch_extrapolated": not full_epoch, "setup_seconds": setup_s, "peak_host_mb_after_setup": setup_peak,
-           "peak_host_mb": peak_mb()}
+           "peak_host_mb": harness.peak_host_mb()}
     if device == "cuda":
         out["peak_device_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out

@@ -20,13 +20,13 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import harness
 REPO = Path(__file__).resolve().parent.parent
 PAPER = [str(REPO / "dataset_configs" / "ml-1m_clean.yaml"),
          str(REPO / "dataset_configs" / "ml-1m_clean_diffrec_paper.yaml")]
@@ -77,7 +77,7 @@ def matmul_floor(phase, device, epochs):
     seconds = (time.perf_counter() - start) / (epochs if phase == "train" else 1)
     return {"model": "matmul-floor", "phase": phase, "seconds": seconds,
             "params": sum(p.numel() for p in net.parameters()),
-            "peak_host_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_host_mb": harness.peak_host_mb(),
             **({"peak_device_mb": torch.cuda.max_memory_allocated() / 2**20} if device == "cuda" else {})}
 
 
@@ -127,21 +127,12 @@ def measure(model, phase, device, data_path, epochs=1):
     seconds = (time.perf_counter() - start) / (epochs if phase == "train" else 1)
     out = {"model": model, "phase": phase, "seconds": seconds,
            "params": sum(p.numel() for p in net.parameters()),
-           "peak_host_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+           "peak_host_mb": harness.peak_host_mb()}
     if device == "cuda":
         out["peak_device_mb"] = torch.cuda.max_memory_allocated() / 2**20
     if phase == "eval":
         out["valid_recall@20"] = float(result["recall@20"])
     return out
-
-
-def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        return f"{names[0]} ({platform.machine()})" if names else platform.machine()
-    except OSError:
-        return platform.processor() or platform.machine()
 
 
 def hardware(device):
@@ -153,7 +144,7 @@ def hardware(device):
     from recbole_diffrec.training.precision import native_cpu_bfloat16
 
     info = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__,
-            "recbole": recbole.__version__, "cpu": cpu_model(), "cpu_count": os.cpu_count(),
+            "recbole": recbole.__version__, "cpu": harness.cpu(), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "cpu_native_bfloat16": native_cpu_bfloat16()}
     if device == "cuda":

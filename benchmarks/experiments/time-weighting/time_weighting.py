@@ -1,7 +1,8 @@
 """T-DiffRec's recency weighting: ours at Amazon-book scale, and ours vs RecBole 1.2.1's time-aware
-preprocessing on ML-1M clean, in one run. Writes benchmarks/results/time_weighting.md.
+preprocessing on ML-1M clean, in one run. Writes time_weighting.md beside this script (a finished experiment:
+what it answered is in README.md here).
 
-    python benchmarks/time_weighting.py     # needs dataset/ml-1m_clean (see README) for the comparison
+    python benchmarks/experiments/time-weighting/time_weighting.py   # needs dataset/ml-1m_clean for the comparison
 """
 
 import sys
@@ -9,7 +10,7 @@ import time
 import types
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
@@ -57,9 +58,8 @@ def main():
               f"  - RecBole 1.2.1 `DiffRec.build_histroy_items` (time-aware): {theirs:.3f} s",
               f"  - ours (`recency_weights` + `InteractionRows`): {ours:.3f} s",
               f"  - ratio: {theirs / ours:.0f}x", "",
-              "Command: `python benchmarks/time_weighting.py`"]
-    out = REPO / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
+              "Command: `python benchmarks/experiments/time-weighting/time_weighting.py`"]
+    out = Path(__file__).resolve().parent
     (out / "time_weighting.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
