@@ -17,6 +17,12 @@ from recbole_diffrec.training.checkpoint import (
 )
 
 
+# RecBole's settings that decide the data a model is trained on (its fields and filters; the split is checked
+# by its digest, so eval_args may change where it leaves the split alone, e.g. its mode)
+DATA_KEYS = ("USER_ID_FIELD", "ITEM_ID_FIELD", "TIME_FIELD", "RATING_FIELD", "load_col", "benchmark_filename",
+             "user_inter_num_interval", "item_inter_num_interval", "val_interval", "field_separator")
+
+
 def load(checkpoint, overrides=None, check_data=None):
     """(config, (train, valid, test), model, trainer) with the checkpoint's weights loaded; `check_data`: see
     :func:`prepare`."""
@@ -37,6 +43,10 @@ def load(checkpoint, overrides=None, check_data=None):
     if isinstance(negatives, dict) and negatives.get("distribution") == "none":
         config_dict["train_neg_sample_args"] = None  # RecBole's rewrite of None, which it refuses as a setting
     allowed = may_change(model_class, "evaluate")
+    for key in DATA_KEYS:  # what decides which interactions the model saw: never an evaluation setting
+        if key in (overrides or {}) and key in saved and from_plain(overrides[key]) != saved[key]:
+            raise SettingError(key, overrides[key], f"the checkpoint was trained with {saved[key]!r}; the fields, "
+                               "filters and split of its data are fixed by the checkpoint")
     changed = changed_settings(overrides or {}, config_dict, allowed)
     if changed:
         key = changed[0]

@@ -567,3 +567,20 @@ def test_evaluate_from_another_folder_writes_nothing_there(workdir, trained, cap
     assert snapshot(workdir) == before or all(p.startswith(("log", "log_tensorboard")) for p in
                                               set(snapshot(workdir)) - set(before))
     assert not (workdir / "saved").exists()
+
+
+@pytest.mark.parametrize("header, needle", [
+    ("user_id:token\titem_id:float\ttimestamp:float", "column 'item_id:float': users and items are tokens"),
+    ("user_id\titem_id\ttimestamp", "column 'user_id' has no type"),
+    ("user_id:token\titem_id:token\ttimestamp:time", "has type 'time', not one of"),
+])
+def test_a_header_recbole_would_misread_is_refused_with_the_column(header, needle, workdir, capsys):
+    rows = [f"{u}\t{i}\t{u * 100 + i}" for u in range(1, 30) for i in range(1, 12)]
+    data = toy_dataset(workdir, "hdr", header, rows)
+    refused(main, [*FAST, "--dataset=hdr", f"--data_path={data}", "--load_col={'inter': ['user_id','item_id','timestamp']}"],
+            capsys, workdir, "run_recbole.py", needle)
+
+
+def test_evaluate_refuses_a_setting_that_changes_the_data_by_its_name(workdir, capsys, trained):
+    refused(cli, ["evaluate", trained["DiffRec"], "--TIME_FIELD=rating"], capsys, workdir, "recbole-diffrec evaluate",
+            "TIME_FIELD='rating': the checkpoint was trained with 'timestamp'")

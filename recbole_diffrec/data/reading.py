@@ -31,6 +31,7 @@ def check_data_files(config):
     getLogger().info(f"dataset {name!r}: reading {', '.join(files)}")
     separator = (config["field_separator"] or "\t").encode()
     for path in files:
+        check_header(path, separator, {config["USER_ID_FIELD"], config["ITEM_ID_FIELD"]})
         check_row_widths(path, separator)
     boms = []
     for path in files:
@@ -40,6 +41,25 @@ def check_data_files(config):
         # a byte-order mark (spreadsheet programs write one) would otherwise end up in the first column's name
         config["encoding"] = "utf-8-sig"
         getLogger().info(f"dataset {name!r}: a .inter file starts with a UTF-8 byte-order mark; read as utf-8-sig")
+
+
+FIELD_TYPES = ("token", "token_seq", "float", "float_seq")  # RecBole's atomic-file column types
+
+
+def check_header(path, separator, id_fields):
+    """Every column of an atomic file's header is ``name:type`` with one of RecBole's types, and the user and
+    item columns are tokens (RecBole fails deep in its build on either, with a message that names neither)."""
+    with open(path, "rb") as handle:
+        header = handle.readline().decode("utf-8-sig", "replace").rstrip("\r\n")
+    for column in header.split(separator.decode()):
+        name, _, kind = column.partition(":")
+        if not kind:
+            raise DataError(f"{path}, line 1: column {column!r} has no type; RecBole's header names every column "
+                            f"name:type, e.g. user_id:token<TAB>item_id:token<TAB>timestamp:float")
+        if kind not in FIELD_TYPES:
+            raise DataError(f"{path}, line 1: column {column!r} has type {kind!r}, not one of {list(FIELD_TYPES)}")
+        if name in id_fields and kind != "token":
+            raise DataError(f"{path}, line 1: column {column!r}: users and items are tokens; declare it {name}:token")
 
 
 def check_row_widths(path, separator=b"\t"):
