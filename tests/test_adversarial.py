@@ -584,3 +584,29 @@ def test_a_header_recbole_would_misread_is_refused_with_the_column(header, needl
 def test_evaluate_refuses_a_setting_that_changes_the_data_by_its_name(workdir, capsys, trained):
     refused(cli, ["evaluate", trained["DiffRec"], "--TIME_FIELD=rating"], capsys, workdir, "recbole-diffrec evaluate",
             "TIME_FIELD='rating': the checkpoint was trained with 'timestamp'")
+
+
+def test_ctrl_c_ends_in_one_line(workdir, capsys, monkeypatch):
+    import recbole_diffrec.cli as cli_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_module, "run", interrupted)
+    with pytest.raises(SystemExit) as exit_:
+        main(FAST)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 130 and "Traceback" not in err
+    assert err.strip().splitlines() == ["run_recbole.py: interrupted; a training run keeps its resume snapshot (--resume)"]
+
+
+def test_recboles_read_only_array_warning_stays_off_the_console(workdir):
+    import subprocess
+    import sys
+
+    code = ("from recbole_diffrec.pipeline import prepare; prepare('DiffRec', config_dict={'show_progress': False, "
+            "'epochs': 1, 'steps': 5, 'dims_dnn': [32]})")
+    done = subprocess.run([sys.executable, "-c", code], cwd=workdir, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "NumPy array is not writable" not in done.stderr

@@ -176,3 +176,17 @@ def test_a_distributed_run_resumes_into_new_files(workdir):
     assert resumed["checkpoint"] != first["checkpoint"] and (workdir / resumed["checkpoint"]).is_file()
     assert best.read_bytes() == before
     assert resumed["test_result"]["ndcg@10"] > 0
+
+
+def test_fewer_evaluation_users_than_processes_is_refused_before_training(workdir):
+    """One user: one validation and one test user for two processes, each of which evaluates a block."""
+    folder = workdir / "data" / "one"
+    folder.mkdir(parents=True)
+    rows = [f"u1\ti{i}\t{i}" for i in range(12)] + ["u2\ti99\t0"]  # u2: one interaction, training only
+    (folder / "one.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n" + "\n".join(rows) + "\n")
+    settings = {"show_progress": False, "data_path": str(workdir / "data"),
+                "load_col": {"inter": ["user_id", "item_id", "timestamp"]},
+                "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full", "group_by": "user"}}
+    with pytest.raises(DataError, match="split has 1 users, fewer than the 2 processes"):
+        run_distributed("DiffRec", dataset="one", config_dict=settings, nproc=2)
+    assert not list(workdir.rglob("*.pth"))
