@@ -115,12 +115,6 @@ class Config(RecBoleConfig):
         if isinstance(name, str) and (os.sep in name or name in ("", ".", "..")):
             raise SettingError("dataset", name, "must be a name, not a path: its files go in "
                                "<data_path>/<name>/<name>.inter (set data_path to the folder above)")
-        split = ((config_dict or {}).get("eval_args") or {}).get("split") if isinstance(
-            (config_dict or {}).get("eval_args"), dict) else None
-        if isinstance(split, dict) and "RS" in split and (not isinstance(split["RS"], (list, tuple))
-                                                          or len(split["RS"]) != 3):
-            raise SettingError("eval_args", config_dict["eval_args"], "split RS takes three ratios, "
-                               "[train, valid, test], e.g. {'split': {'RS': [0.8, 0.1, 0.1]}}")
         for key in ("metrics", "topk"):  # RecBole's own check fails on an empty list with "pop from an empty set"
             if key in (config_dict or {}) and config_dict[key] in ([], (), ""):
                 raise SettingError(key, config_dict[key], "must name at least one, e.g. [Recall, NDCG] / [10, 20]")
@@ -168,8 +162,8 @@ class Config(RecBoleConfig):
     def _refuse_unknown_in_files(self, paths):
         """A key of a config file must be a setting of some model (RecBole's or the pack's), of RecBole or of
         the pack's trainer: a file may be shared by several models, but a key no one reads is a misspelling."""
-        unknown = sorted(set(self.file_config_dict) - known_anywhere() - set(self.internal_config_dict)
-                         - RUNTIME_SETTINGS)
+        candidates = set(self.file_config_dict) - set(self.internal_config_dict) - RUNTIME_SETTINGS
+        unknown = sorted(candidates - known_anywhere()) if candidates else []  # RecBole's source read only if needed
         if not unknown:
             return
         key = unknown[0]

@@ -31,6 +31,11 @@ def read_run_settings(reader):
         "eval_step": reader.integer("eval_step", low=0),
         "stopping_step": reader.integer("stopping_step", low=0),
     }
+    split = (reader.optional("eval_args") or {}).get("split")
+    if isinstance(split, dict) and "RS" in split and (not isinstance(split["RS"], (list, tuple))
+                                                      or len(split["RS"]) != 3):
+        raise SettingError("eval_args", reader.optional("eval_args"), "split RS takes three ratios, "
+                           "[train, valid, test], e.g. {'split': {'RS': [0.8, 0.1, 0.1]}}")
     topk = reader.raw("topk")
     topk = [topk] if isinstance(topk, int) and not isinstance(topk, bool) else topk
     if not isinstance(topk, list) or not topk or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1
